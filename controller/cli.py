@@ -1,0 +1,182 @@
+"""The `greenops` command line. Each command is one function returning an exit code.
+
+Exit codes: 0 ok, 1 user error (invalid policy, stalled or failed policy), 2 usage, 3 internal error.
+Heavy libraries (MLflow, Optuna, scikit-learn) are imported inside the commands that need them,
+so `greenops validate` stays fast enough for a pre-commit hook.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from controller import __version__
+from controller.state import DEFAULT_STATE_DIR
+
+if TYPE_CHECKING:
+    from controller.reconcile import Outcome
+
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from controller.policy.validate import validate_paths
+
+    result = validate_paths(args.paths or [Path("policies")])
+    if args.output == "json":
+        print(json.dumps({"valid": result.ok, "files": result.files,
+                          "policies": [p.name for p in result.policies],
+                          "problems": [p.as_json() for p in result.problems]}, indent=2))
+    else:
+        for problem in result.problems:
+            print(problem.render())
+        files = f"{result.files} file{'s' if result.files != 1 else ''}"
+        summary = f"{files}, {len(result.policies)} valid polic{'ies' if len(result.policies) != 1 else 'y'}"
+        print(f"{summary}, {len(result.problems)} problem(s)" if result.problems else f"ok: {summary}",
+              file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_USER
+
+
+def _settings(args: argparse.Namespace) -> "object":
+    from controller.reconcile import Settings
+    from controller.telemetry.mlflow_store import default_tracking_uri
+
+    return Settings(repo_url=args.repo, state_dir=args.state_dir,
+                    mlflow_uri=args.mlflow_uri or default_tracking_uri(args.state_dir),
+                    target_branch=args.target_branch, policies_dir=args.policies_dir,
+                    seed=args.seed, trials=args.trials, only=tuple(args.policy or ()))
+
+
+def print_outcomes(outcomes: "Sequence[Outcome]", show_diff: bool) -> int:
+    """Human report of a pass; the exit code is 1 if any policy did not end ok."""
+    for outcome in outcomes:
+        print(f"{outcome.policy}: {outcome.status}: {outcome.message}")
+        if outcome.title and outcome.body:
+            print(f"\n--- merge request ({outcome.proposal.branch if outcome.proposal else ''}) ---")
+            print(f"Title: {outcome.title}\n\n{outcome.body}")
+            if show_diff and outcome.proposal and outcome.proposal.diff:
+                print(f"\n--- diff ---\n{outcome.proposal.diff}")
+            print("--- end of merge request ---\n")
+    return EXIT_OK if all(o.status == "ok" for o in outcomes) else EXIT_USER
+
+
+def _outcomes_json(outcomes: "Sequence[Outcome]") -> str:
+    return json.dumps([{"policy": o.policy, "status": o.status, "message": o.message, "title": o.title,
+                        "branch": o.proposal.branch if o.proposal else None,
+                        "proposal": o.proposal.status if o.proposal else None,
+                        "proposed_schedule": o.decision.proposed.schedule if o.decision else None}
+                       for o in outcomes], indent=2)
+
+
+def _run_pass(args: argparse.Namespace, push: bool) -> int:
+    from controller.reconcile import Settings, reconcile
+
+    settings = _settings(args)
+    assert isinstance(settings, Settings)
+    outcomes = reconcile(settings, push=push)
+    if args.output == "json":
+        print(_outcomes_json(outcomes))
+        return EXIT_OK if all(o.status == "ok" for o in outcomes) else EXIT_USER
+    return print_outcomes(outcomes, show_diff=not push)
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    return _run_pass(args, push=True)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    return _run_pass(args, push=False)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from controller.demo.run import run_demo
+
+    return run_demo(args.policies, args.state_dir, seed=args.seed, trials=args.trials)
+
+
+def _add_pass_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", required=True, metavar="URL_OR_PATH",
+                        help="GitOps repository to read policies from and push proposals to (any git URL or path)")
+    parser.add_argument("--target-branch", help="branch merge requests target (default: the remote's HEAD)")
+    parser.add_argument("--policies-dir", default="policies", help="policy folder inside the repository")
+    parser.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
+                        "else sqlite:///<state-dir>/mlflow.db)")
+    parser.add_argument("--policy", action="append", metavar="NAME", help="only this policy (repeatable)")
+    parser.add_argument("--output", choices=("text", "json"), default="text", help="report format")
+
+
+def _add_tuning_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
+                        help="where greenops keeps clones, merge-request records and the default MLflow store "
+                        "(default: .greenops)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed: same inputs, same decision")
+    parser.add_argument("--trials", type=int, default=80, help="Optuna trials per policy (default 80)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="greenops", description="GitOps policy-as-code controller for Green MLOps: tunes retraining "
+        "schedules so energy and carbon go down while accuracy SLOs hold.")
+    parser.add_argument("--version", action="version", version=f"greenops {__version__}")
+    parser.add_argument("--log-level", default=os.environ.get("GREENOPS_LOG_LEVEL", "WARNING"),
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log verbosity (default WARNING)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check policy files against the schema and rules",
+                                   description="Report every problem in every policy file as "
+                                   "file:line:column: json-pointer: message. Exit 0 when all are valid.")
+    validate.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                          help="policy files or folders (default: policies/)")
+    validate.add_argument("--output", choices=("text", "json"), default="text", help="report format")
+    validate.set_defaults(func=cmd_validate)
+
+    for name, func, text in (
+        ("reconcile", cmd_reconcile, "one pass over all policies: tune, commit, push merge requests"),
+        ("plan", cmd_plan, "like reconcile, but only show the merge requests and diffs it would push"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        _add_pass_options(sub)
+        _add_tuning_options(sub)
+        sub.set_defaults(func=func)
+
+    demo = commands.add_parser(
+        "demo", help="build a demo GitOps repo and MLflow history, then reconcile it",
+        description="Create <state-dir>/demo/ (a bare git remote holding the example policies and an MLflow "
+        "store filled by really training models on a synthetic drifting stream), run one reconcile and show "
+        "the merge requests. Delete <state-dir>/demo/ to start over.")
+    demo.add_argument("--policies", type=Path, default=Path("policies"), help="example policies to use")
+    _add_tuning_options(demo)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+class _PolicyFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        policy = getattr(record, "policy", None)
+        return f"{record.levelname.lower()}: {policy + ': ' if policy else ''}{record.getMessage()}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_PolicyFormatter())
+    logging.basicConfig(level=args.log_level, handlers=[handler])
+    try:
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        print("greenops: interrupted", file=sys.stderr)
+        return EXIT_USER
+    except Exception as err:  # a bug: say so plainly, keep the traceback for whoever reports it
+        print(f"greenops: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        if os.environ.get("GREENOPS_DEBUG"):
+            traceback.print_exc()
+        else:
+            print("greenops: rerun with GREENOPS_DEBUG=1 to see the traceback and please report it",
+                  file=sys.stderr)
+        return EXIT_BUG

@@ -1,0 +1,128 @@
+"""The learned cost model: how quality decays with model age, and what a retrain costs.
+
+Fitted per policy from its own history. Quality curves are monotone in age (isotonic
+regression, and a monotone quantile model for p10); the chance that one evaluation window
+meets the SLO is estimated as a monotone probability with bootstrap replicates, so the
+simulator can report a pessimistic (lower-bound) compliance instead of a point guess.
+Ages beyond what the history covers are treated as unknown (probability 0 of meeting the
+SLO): the optimiser never bets on extrapolation.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import mean_absolute_error
+from sklearn.model_selection import KFold, cross_val_predict
+
+from controller.errors import StalledError
+from controller.telemetry.history import History
+
+MIN_EVALUATIONS = 20
+MIN_TRAININGS = 3
+BOOTSTRAP_REPLICATES = 40
+GRID_STEP_DAYS = 1 / 24
+
+
+@dataclass(frozen=True, eq=False)
+class CostModel:
+    """Curves over a grid of model ages (days) plus per-retrain cost figures."""
+
+    age_grid_days: np.ndarray
+    quality_mean: np.ndarray
+    quality_p10: np.ndarray
+    meet_probability: np.ndarray  # shape (replicates, grid): P(window meets SLO | age)
+    max_age_days: float
+    energy_per_retrain_kwh: float
+    energy_samples: int
+    retrain_duration: timedelta
+    evaluations: int
+    trainings: int
+    cv_mae: float
+
+    def at(self, curve: np.ndarray, ages_days: np.ndarray) -> np.ndarray:
+        """Interpolate ``curve`` at ``ages_days``; unknown ages (beyond the data) give NaN."""
+        values = np.interp(ages_days, self.age_grid_days, curve)
+        return np.where(ages_days <= self.max_age_days, values, np.nan)
+
+
+def evaluation_ages(history: History, window: timedelta) -> tuple[np.ndarray, np.ndarray]:
+    """(age in days at mid-window, quality) for evaluations whose model version is known."""
+    ready = {t.version: t.finished_at for t in history.trainings}
+    ages, qualities = [], []
+    for evaluation in history.evaluations:
+        finished = ready.get(evaluation.version)
+        if finished is None:
+            continue
+        age = (evaluation.at - window / 2 - finished) / timedelta(days=1)
+        if age >= 0:
+            ages.append(age)
+            qualities.append(evaluation.quality)
+    return np.asarray(ages, dtype=float), np.asarray(qualities, dtype=float)
+
+
+def _isotonic(ages: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    model = IsotonicRegression(increasing=False, out_of_bounds="clip")
+    return np.asarray(model.fit(ages, values).predict(grid), dtype=float)
+
+
+def _quantile_curve(ages: np.ndarray, qualities: np.ndarray, grid: np.ndarray, seed: int) -> np.ndarray:
+    model = HistGradientBoostingRegressor(
+        loss="quantile", quantile=0.1, monotonic_cst=[-1], max_iter=150,
+        min_samples_leaf=max(5, len(ages) // 20), random_state=seed)
+    model.fit(ages.reshape(-1, 1), qualities)
+    return np.asarray(model.predict(grid.reshape(-1, 1)), dtype=float)
+
+
+def _meet_replicates(ages: np.ndarray, meets: np.ndarray, grid: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    replicates = [_isotonic(ages, meets, grid)]
+    for _ in range(BOOTSTRAP_REPLICATES - 1):
+        sample = rng.integers(0, len(ages), len(ages))
+        replicates.append(_isotonic(ages[sample], meets[sample], grid))
+    return np.clip(np.vstack(replicates), 0.0, 1.0)
+
+
+def _cv_mae(ages: np.ndarray, qualities: np.ndarray, seed: int) -> float:
+    folds = KFold(n_splits=5, shuffle=True, random_state=seed)
+    model = IsotonicRegression(increasing=False, out_of_bounds="clip")
+    predicted = cross_val_predict(model, ages, qualities, cv=folds)
+    return float(mean_absolute_error(qualities, predicted))
+
+
+def _energy(history: History) -> tuple[float, int]:
+    values = [t.energy_kwh for t in history.trainings if t.energy_kwh is not None and t.energy_kwh >= 0]
+    if not values:
+        raise StalledError(
+            f"no training run of {history.policy} in {history.source} has an energy metric; log energy_kwh "
+            "(or set spec.telemetry.energy.metric) on the training runs")
+    return float(np.mean(values)), len(values)
+
+
+def fit_cost_model(history: History, target: float, window: timedelta, seed: int) -> CostModel:
+    """Fit the curves; stall with a clear reason when the history is too thin to trust."""
+    ages, qualities = evaluation_ages(history, window)
+    if len(history.trainings) < MIN_TRAININGS or len(ages) < MIN_EVALUATIONS:
+        raise StalledError(
+            f"too little history for {history.policy} in {history.source}: {len(history.trainings)} training "
+            f"runs and {len(ages)} evaluations with a known model version (need {MIN_TRAININGS} and "
+            f"{MIN_EVALUATIONS}); keep logging, greenops will decide once it has seen enough")
+    max_age = float(np.quantile(ages, 0.98))
+    grid = np.arange(0.0, max_age + GRID_STEP_DAYS, GRID_STEP_DAYS)
+    energy, energy_samples = _energy(history)
+    durations = [t.duration_s for t in history.trainings if t.duration_s is not None]
+    return CostModel(
+        age_grid_days=grid,
+        quality_mean=_isotonic(ages, qualities, grid),
+        quality_p10=_quantile_curve(ages, qualities, grid, seed),
+        meet_probability=_meet_replicates(ages, (qualities >= target).astype(float), grid, seed),
+        max_age_days=max_age,
+        energy_per_retrain_kwh=energy,
+        energy_samples=energy_samples,
+        retrain_duration=timedelta(seconds=float(np.median(durations)) if durations else 0.0),
+        evaluations=len(ages),
+        trainings=len(history.trainings),
+        cv_mae=_cv_mae(ages, qualities, seed),
+    )

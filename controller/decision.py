@@ -1,0 +1,53 @@
+"""What the optimiser hands to rendering and write-back: forecasts and the decision."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Predicted behaviour of one cron schedule over the simulation horizon."""
+
+    schedule: str
+    retrains_per_month: float
+    energy_kwh_per_period: float
+    carbon_kg_per_period: float
+    compliance: float
+    compliance_lower: float
+    quality_mean: float
+    quality_p10: float
+    min_gap_hours: float
+    max_gap_hours: float
+    bound_violations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the decision rests on, for the merge request body."""
+
+    source: str
+    first_sample: str
+    last_sample: str
+    trainings: int
+    evaluations: int
+    max_age_days: float
+    cv_mae: float
+    energy_per_retrain_kwh: float
+    trials: int
+    seed: int
+    horizon_days: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    policy: str
+    current: Forecast
+    proposed: Forecast
+    propose: bool
+    reason: str
+    budget_note: str | None
+    evidence: Evidence
+
+    @property
+    def energy_change_percent(self) -> float:
+        base = self.current.energy_kwh_per_period
+        return 0.0 if base == 0 else 100.0 * (self.proposed.energy_kwh_per_period - base) / base

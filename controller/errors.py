@@ -1,0 +1,9 @@
+"""Outcomes of a failed step: the user must act (stalled) or we retry later (transient)."""
+
+
+class StalledError(Exception):
+    """The user must change something (policy, telemetry, repository) before a retry can help."""
+
+
+class TransientError(Exception):
+    """A dependency failed (network, server, push race); the next pass retries."""

@@ -1,0 +1,1 @@
+"""Git write-back: workspace (clone, branch, commit, push) and merge request text."""

@@ -1,0 +1,81 @@
+"""Merge request title and body: the evidence a reviewer needs, in Markdown."""
+
+import json
+from dataclasses import asdict
+
+from controller.decision import Decision, Forecast
+from controller.optimize.candidates import describe
+from controller.policy.durations import format_duration
+from controller.policy.model import Policy
+
+MACHINE_BLOCK = "greenops-decision"
+
+
+def title(policy: Policy, decision: Decision) -> str:
+    change = decision.energy_change_percent
+    return (f"greenops({policy.name}): retrain {describe(decision.proposed.schedule)} "
+            f"({change:+.0f}% energy)")
+
+
+def _row(label: str, current: str, proposed: str) -> str:
+    return f"| {label} | {current} | {proposed} |"
+
+
+def _table(policy: Policy, current: Forecast, proposed: Forecast) -> list[str]:
+    period = format_duration(policy.budget_period)
+    figures = [
+        ("Schedule", f"`{current.schedule}`", f"`{proposed.schedule}`"),
+        ("In words", describe(current.schedule), describe(proposed.schedule)),
+        ("Retrains per month", f"{current.retrains_per_month:.1f}", f"{proposed.retrains_per_month:.1f}"),
+        (f"Predicted {policy.slo_metric} mean", f"{current.quality_mean:.3f}", f"{proposed.quality_mean:.3f}"),
+        (f"Predicted {policy.slo_metric} p10", f"{current.quality_p10:.3f}", f"{proposed.quality_p10:.3f}"),
+        (f"SLO compliance (>= {policy.slo_target:g}; need {policy.slo_compliance:.0%})",
+         f"{current.compliance:.1%} (lower bound {current.compliance_lower:.1%})",
+         f"{proposed.compliance:.1%} (lower bound {proposed.compliance_lower:.1%})"),
+        (f"Energy per {period} (budget {policy.energy_budget_kwh:g} kWh)",
+         f"{current.energy_kwh_per_period:.1f} kWh", f"{proposed.energy_kwh_per_period:.1f} kWh"),
+        (f"Carbon per {period}", f"{current.carbon_kg_per_period:.2f} kgCO2e",
+         f"{proposed.carbon_kg_per_period:.2f} kgCO2e"),
+    ]
+    return ["| | Current | Proposed |", "|---|---|---|", *(_row(*f) for f in figures)]
+
+
+def body(policy: Policy, decision: Decision) -> str:
+    """Summary table, why, evidence, risks, how to reject, and a hidden machine-readable block."""
+    e = decision.evidence
+    lines = [
+        f"greenops proposes a new retraining schedule for **{policy.name}** "
+        f"(model `{policy.mlflow_model}`, policy `{policy.source_file}`).",
+        "",
+        *_table(policy, decision.current, decision.proposed),
+        "",
+        f"**Why:** {decision.reason}.",
+    ]
+    if decision.budget_note:
+        lines += ["", f"**Budget:** {decision.budget_note}"]
+    lines += [
+        "",
+        "### Evidence",
+        f"- Telemetry: {e.source}, samples from {e.first_sample} to {e.last_sample}.",
+        f"- {e.trainings} training runs (mean {e.energy_per_retrain_kwh:.3f} kWh per retrain); "
+        f"{e.evaluations} production evaluations covering model ages up to {e.max_age_days:.1f} days.",
+        f"- Quality-vs-age model (isotonic regression): cross-validated MAE {e.cv_mae:.4f}.",
+        f"- Optuna: {e.trials} trials (TPE, seed {e.seed}) over cron cadences within "
+        f"minInterval {format_duration(policy.min_interval)} / maxInterval {format_duration(policy.max_interval)}; "
+        f"simulated over {e.horizon_days} days.",
+        "",
+        "### Risks and confidence",
+        "- Compliance is predicted from bootstrap replicates; the lower bound is their 10th percentile.",
+        f"- Model ages beyond {e.max_age_days:.1f} days were never observed and count as SLO misses.",
+        "",
+        "### How to reject or pin",
+        "Close this merge request to decline, or set `spec.proposal.mode: observe` in the policy to pin the "
+        "current schedule. Edit the policy, not the generated manifests.",
+        "",
+        f"<!-- {MACHINE_BLOCK} {json.dumps(machine_block(decision), sort_keys=True)} -->",
+    ]
+    return "\n".join(lines)
+
+
+def machine_block(decision: Decision) -> dict[str, object]:
+    return {"policy": decision.policy, "current": asdict(decision.current), "proposed": asdict(decision.proposed)}

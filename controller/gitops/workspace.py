@@ -1,0 +1,183 @@
+"""A clone of the GitOps repository that greenops writes proposals into. The only GitPython import.
+
+Per policy the branch ``greenops/<name>`` is rebuilt as *target + one bot commit*. Nothing is
+committed or pushed when the bytes are unchanged, and a branch holding anyone else's commits
+is never overwritten (``--force-with-lease`` guards against races with the remote as well).
+"""
+
+import hashlib
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import git
+
+from controller.errors import StalledError, TransientError
+
+BOT_NAME = "greenops"
+BOT_EMAIL = "greenops@users.noreply"
+MAX_PUSH_OPTION_BYTES = 60_000
+
+
+@dataclass(frozen=True)
+class ProposalResult:
+    branch: str
+    status: str  # "in-sync" | "unchanged" | "created" | "updated" | "planned"
+    diff: str
+    commit: str | None
+
+
+def _redact(url: str, text: str) -> str:
+    """Never echo credentials embedded in a remote URL."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        userinfo = rest.split("@", 1)[0]
+        text = text.replace(userinfo, "***")
+    return text
+
+
+def push_option_text(text: str) -> str:
+    """GitLab turns a literal backslash-n into a newline; push options cannot hold real ones."""
+    encoded = text.replace("\r", "").replace("\n", "\\n")
+    return encoded.encode()[:MAX_PUSH_OPTION_BYTES].decode(errors="ignore")
+
+
+class Workspace:
+    def __init__(self, url: str, repo: git.Repo, target: str) -> None:
+        self.url = url
+        self.repo = repo
+        self.target = target
+
+    @property
+    def root(self) -> Path:
+        return Path(self.repo.working_dir)
+
+    @classmethod
+    def open(cls, url: str, state_dir: Path, target: str | None = None) -> "Workspace":
+        """Clone ``url`` into the state directory (or fetch if cloned before) and check out the target."""
+        path = state_dir / "workspaces" / hashlib.sha256(url.encode()).hexdigest()[:16]
+        try:
+            if (path / ".git").is_dir():
+                repo = git.Repo(path)
+                repo.remotes.origin.fetch(prune=True)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+                repo = git.Repo.clone_from(url, path)
+        except git.GitCommandError as err:
+            shutil.rmtree(path, ignore_errors=True) if not (path / ".git").is_dir() else None
+            detail = _redact(url, (err.stderr or str(err)).strip().splitlines()[-1] if err.stderr else str(err))
+            raise StalledError(f"cannot clone or fetch {_redact(url, url)}: {detail}; check the URL "
+                               "and the credentials") from err
+        branch = target or cls._default_branch(repo)
+        workspace = cls(url, repo, branch)
+        workspace.checkout_target()
+        return workspace
+
+    @staticmethod
+    def _default_branch(repo: git.Repo) -> str:
+        try:
+            return str(repo.git.symbolic_ref("refs/remotes/origin/HEAD", short=True)).split("/", 1)[1]
+        except git.GitCommandError:
+            return "main"
+
+    def _ref(self, branch: str) -> str | None:
+        try:
+            return str(self.repo.git.rev_parse("--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}"))
+        except git.GitCommandError:
+            return None
+
+    def checkout_target(self) -> None:
+        base = self._ref(self.target)
+        if base is None:
+            raise StalledError(f"{_redact(self.url, self.url)} has no branch {self.target!r}; pass --target-branch")
+        self.repo.git.checkout("--force", "--detach", base)
+        self.repo.git.clean("-fdx")
+
+    def generated_files(self, folder: PurePosixPath) -> set[PurePosixPath]:
+        """Files under ``folder`` on the target branch."""
+        listing = self.repo.git.ls_files("--", str(folder))
+        return {PurePosixPath(line) for line in listing.splitlines() if line}
+
+    def _human_commits(self, branch_sha: str, base: str) -> list[str]:
+        commits = self.repo.iter_commits(f"{base}..{branch_sha}")
+        return [f"{c.hexsha[:8]} by {c.author.name} <{c.author.email}>" for c in commits
+                if c.author.email != BOT_EMAIL or c.committer.email != BOT_EMAIL]
+
+    def propose(self, branch: str, files: Mapping[PurePosixPath, str], subject: str, description: str,
+                push: bool) -> ProposalResult:
+        """Put ``files`` on ``branch`` as target + one commit; push with GitLab merge-request options."""
+        self.checkout_target()
+        base = self.repo.head.commit.hexsha
+        for relative, text in files.items():
+            destination = self.root / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_text(text, encoding="utf-8")
+        self.repo.git.add("--", *(str(p) for p in files))
+        diff = self.repo.git.diff("--cached", base)
+        if not diff:
+            self.checkout_target()
+            return ProposalResult(branch, "in-sync", "", None)
+        tree = self.repo.git.write_tree()
+        remote_sha = self._ref(branch)
+        if remote_sha is not None:
+            humans = self._human_commits(remote_sha, base)
+            if humans:
+                self.checkout_target()
+                raise StalledError(f"branch {branch} has commits greenops did not make ({'; '.join(humans)}); "
+                                   "greenops will not overwrite them: merge or delete the branch")
+            remote = self.repo.commit(remote_sha)
+            if remote.tree.hexsha == tree and [p.hexsha for p in remote.parents] == [base]:
+                self.checkout_target()
+                return ProposalResult(branch, "unchanged", diff, remote_sha)
+        if not push:
+            self.checkout_target()
+            return ProposalResult(branch, "planned", diff, None)
+        sha = self._commit(subject, description)
+        self._push(branch, sha, remote_sha, subject, description)
+        self.checkout_target()
+        return ProposalResult(branch, "updated" if remote_sha else "created", diff, sha)
+
+    def _commit(self, subject: str, description: str) -> str:
+        actor = git.Actor(BOT_NAME, BOT_EMAIL)
+        commit = self.repo.index.commit(f"{subject}\n\n{description}", author=actor, committer=actor)
+        return commit.hexsha
+
+    def _push(self, branch: str, sha: str, expected: str | None, subject: str, description: str) -> None:
+        options = [
+            "merge_request.create",
+            f"merge_request.target={self.target}",
+            f"merge_request.title={push_option_text(subject)}",
+            f"merge_request.description={push_option_text(description)}",
+        ]
+        args = [f"--force-with-lease=refs/heads/{branch}:{expected or ''}"]
+        for option in options:
+            args += ["--push-option", option]
+        try:
+            self.repo.git.push(*args, "origin", f"{sha}:refs/heads/{branch}")
+        except git.GitCommandError as err:
+            message = _redact(self.url, str(err.stderr or err).strip())
+            if "push options" in message or "push-options" in message:
+                raise StalledError(
+                    f"{_redact(self.url, self.url)} does not accept push options; GitLab does, and a plain "
+                    "git remote needs `git config receive.advertisePushOptions true`") from err
+            raise TransientError(f"push of {branch} to {_redact(self.url, self.url)} failed: {message}; "
+                                 "nothing was changed, the next pass retries") from err
+        self.repo.remotes.origin.fetch(f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
+
+
+def seed_remote(remote: Path, files: Mapping[str, bytes], message: str, branch: str = "main") -> None:
+    """Create a bare repository at ``remote`` that accepts push options, holding ``files`` in one commit."""
+    bare = git.Repo.init(remote, bare=True, initial_branch=branch)
+    bare.git.config("receive.advertisePushOptions", "true")
+    scratch = remote.with_name(remote.name + ".seed")
+    shutil.rmtree(scratch, ignore_errors=True)
+    work = git.Repo.init(scratch, initial_branch=branch)
+    for name, content in files.items():
+        (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+        (scratch / name).write_bytes(content)
+    work.git.add("--all")
+    actor = git.Actor("greenops demo", "demo@greenops.invalid")
+    work.index.commit(message, author=actor, committer=actor)
+    work.git.push(str(remote.resolve()), f"HEAD:refs/heads/{branch}")
+    shutil.rmtree(scratch)

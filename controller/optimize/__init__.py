@@ -1,0 +1,1 @@
+"""Schedule search: candidate cron cadences, the simulator and the Optuna study."""

@@ -1,0 +1,67 @@
+"""From a fitted cost model to a Decision: baseline, tuned schedule, hysteresis."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from controller import schedule
+from controller.costmodel import CostModel
+from controller.decision import Decision, Evidence, Forecast
+from controller.optimize.simulate import simulate
+from controller.optimize.study import tune
+from controller.policy.model import Policy
+from controller.telemetry.history import History
+
+MIN_HORIZON = timedelta(days=84)
+
+
+def horizon_for(policy: Policy) -> timedelta:
+    """At least 12 weeks, and at least two budget periods, in whole days."""
+    return max(MIN_HORIZON, timedelta(days=(2 * policy.budget_period).days))
+
+
+def horizon_start(history: History, tz: ZoneInfo) -> datetime:
+    """Midnight after the newest sample: depends on the data, not on the wall clock, so reruns agree."""
+    latest = history.latest
+    assert latest is not None, "history was checked to be non-empty"
+    local = latest.astimezone(tz)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
+def _why(policy: Policy, current: Forecast, proposed: Forecast, saving: float) -> tuple[bool, str]:
+    if schedule.normalise(policy.current_schedule) == proposed.schedule:
+        return False, "the current schedule is already the best one found"
+    at_risk = current.compliance_lower < policy.slo_compliance or bool(current.bound_violations)
+    if at_risk and proposed.compliance_lower > current.compliance_lower:
+        return True, (f"the current schedule puts the SLO at risk (predicted compliance "
+                      f"{current.compliance_lower:.1%} < {policy.slo_compliance:.0%})")
+    if saving >= policy.min_saving_percent and proposed.compliance_lower >= policy.slo_compliance:
+        return True, f"saves {saving:.0f}% energy while keeping the SLO"
+    return False, (f"the best schedule saves only {saving:.0f}% energy "
+                   f"(minSavingPercent is {policy.min_saving_percent:g})")
+
+
+def decide(policy: Policy, history: History, model: CostModel, seed: int, trials: int) -> Decision:
+    tz = schedule.zone(policy.time_zone)
+    start, horizon = horizon_start(history, tz), horizon_for(policy)
+    current = simulate(schedule.normalise(policy.current_schedule), policy, model, start, horizon)
+    result = tune(policy, model, start, horizon, seed, trials)
+    base = current.energy_kwh_per_period
+    saving = 0.0 if base == 0 else 100 * (base - result.best.energy_kwh_per_period) / base
+    propose, reason = _why(policy, current, result.best, saving)
+    if propose and policy.mode == "observe":
+        propose, reason = False, f"{reason}; proposal.mode is observe, so no merge request"
+    assert history.earliest is not None and history.latest is not None
+    evidence = Evidence(
+        source=history.source,
+        first_sample=history.earliest.isoformat(timespec="minutes"),
+        last_sample=history.latest.isoformat(timespec="minutes"),
+        trainings=model.trainings,
+        evaluations=model.evaluations,
+        max_age_days=model.max_age_days,
+        cv_mae=model.cv_mae,
+        energy_per_retrain_kwh=model.energy_per_retrain_kwh,
+        trials=result.trials,
+        seed=seed,
+        horizon_days=horizon.days,
+    )
+    return Decision(policy.name, current, result.best, propose, reason, result.budget_note, evidence)

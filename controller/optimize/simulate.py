@@ -1,0 +1,74 @@
+"""Simulate a cron schedule: expand its real fire times, then predict SLO compliance, energy, carbon.
+
+Each evaluation window is served by the newest model that was ready at the window's middle
+(fire time + median retrain duration); the cost model turns that model's age into quality.
+"""
+
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from controller import schedule
+from controller.costmodel import CostModel
+from controller.decision import Forecast
+from controller.policy.durations import format_duration
+from controller.policy.model import Policy
+
+WARMUP = timedelta(days=35)
+LOWER_BOUND_QUANTILE = 0.10
+
+
+def _ages_days(ready: list[datetime], middles: list[datetime], fallback: datetime) -> np.ndarray:
+    ready_s = np.asarray([t.timestamp() for t in ready] or [fallback.timestamp()])
+    middle_s = np.asarray([t.timestamp() for t in middles])
+    index = np.searchsorted(ready_s, middle_s, side="right") - 1
+    last_ready = np.where(index >= 0, ready_s[np.clip(index, 0, None)], fallback.timestamp())
+    return np.asarray((middle_s - last_ready) / 86400.0)
+
+
+def _violations(policy: Policy, fires: list[datetime], gaps: list[timedelta]) -> tuple[str, ...]:
+    problems = []
+    if not gaps or max(gaps) > policy.max_interval:
+        longest = format_duration(max(gaps)) if gaps else "the whole horizon"
+        problems.append(f"longest gap {longest} exceeds maxInterval {format_duration(policy.max_interval)}")
+    if gaps and min(gaps) < policy.min_interval:
+        problems.append(f"shortest gap {format_duration(min(gaps))} is below minInterval "
+                        f"{format_duration(policy.min_interval)}")
+    outside = sorted({f.hour for f in fires} - policy.allowed_hours)
+    if outside:
+        problems.append(f"starts at hours {outside} outside allowedHours")
+    return tuple(problems)
+
+
+def simulate(expression: str, policy: Policy, model: CostModel, start: datetime,
+             horizon: timedelta) -> Forecast:
+    """Forecast ``expression`` over ``[start, start + horizon)``."""
+    tz = schedule.zone(policy.time_zone)
+    end = start + horizon
+    fires = schedule.fire_times(expression, tz, start - WARMUP, end)
+    ready = [f + model.retrain_duration for f in fires]
+    windows = int(horizon / policy.slo_window)
+    middles = [start + policy.slo_window * (i + 0.5) for i in range(windows)]
+    ages = _ages_days(ready, middles, fallback=start - WARMUP)
+    meets = np.nan_to_num(np.vstack([model.at(curve, ages) for curve in model.meet_probability]), nan=0.0)
+    per_replicate = meets.mean(axis=1)
+    in_horizon = [f for f in fires if f >= start]
+    energy_per_horizon = len(in_horizon) * model.energy_per_retrain_kwh
+    energy = energy_per_horizon * (policy.budget_period / horizon)
+    gaps = [b - a for a, b in zip(fires, fires[1:], strict=False)]
+    quality = model.at(model.quality_mean, ages)
+    quality_p10 = model.at(model.quality_p10, ages)
+    known = ~np.isnan(quality)
+    return Forecast(
+        schedule=expression,
+        retrains_per_month=len(in_horizon) * 30 / (horizon / timedelta(days=1)),
+        energy_kwh_per_period=energy,
+        carbon_kg_per_period=energy * policy.carbon_intensity_g_per_kwh / 1000,
+        compliance=float(per_replicate[0]),
+        compliance_lower=float(np.quantile(per_replicate, LOWER_BOUND_QUANTILE)),
+        quality_mean=float(quality[known].mean()) if known.any() else float("nan"),
+        quality_p10=float(quality_p10[known].mean()) if known.any() else float("nan"),
+        min_gap_hours=min(gaps) / timedelta(hours=1) if gaps else float("inf"),
+        max_gap_hours=max(gaps) / timedelta(hours=1) if gaps else float("inf"),
+        bound_violations=_violations(policy, in_horizon, gaps),
+    )

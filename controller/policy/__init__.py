@@ -1,0 +1,1 @@
+"""Policy resources: loading with line numbers, validation and the typed `Policy`."""

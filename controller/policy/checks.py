@@ -1,0 +1,98 @@
+"""Checks of one policy document: the JSON Schema, then what a schema cannot say.
+
+Every problem is collected (check-jsonschema style) so one run shows all of them.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+
+from controller import schedule
+from controller.policy.durations import DurationError, parse_duration
+from controller.policy.schema import policy_schema
+from controller.policy.source import Document, Position, escape_pointer_token
+
+Finding = tuple[str, str, str]  # (pointer, message, where: "value" or "key" of that pointer)
+
+_HINTED_VALIDATORS = {"type", "pattern", "enum", "const", "oneOf", "minimum", "maximum",
+                      "exclusiveMinimum", "maxLength", "minLength"}
+
+
+def _validator() -> jsonschema.protocols.Validator:
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        cls = jsonschema.validators.validator_for(policy_schema())
+        _VALIDATOR = cls(policy_schema())
+    return _VALIDATOR
+
+
+_VALIDATOR: Any = None
+
+
+def pointer_of(path: Any) -> str:
+    return "".join(f"/{escape_pointer_token(token)}" for token in path)
+
+
+def schema_findings(data: Any) -> Iterator[Finding]:
+    """Schema violations, one finding per offending key for unknown properties."""
+    for error in _validator().iter_errors(data):
+        pointer = pointer_of(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = set(error.schema.get("properties", {}))
+            for key in sorted(set(error.instance) - known):
+                yield (f"{pointer}/{escape_pointer_token(key)}",
+                       f"unknown field {key!r}; allowed here: {', '.join(sorted(known)) or 'none'}", "key")
+            continue
+        message = error.message
+        description = error.schema.get("description") if isinstance(error.schema, dict) else None
+        if error.validator in _HINTED_VALIDATORS and description:
+            message = f"{message} (expected: {description})"
+        yield pointer, message, "value"
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def semantic_findings(data: Any) -> Iterator[Finding]:
+    """Durations, cron strings, time zone and interval bounds."""
+    durations: dict[str, Any] = {}
+    for keys in (("spec", "slo", "window"), ("spec", "budget", "period"),
+                 ("spec", "schedule", "minInterval"), ("spec", "schedule", "maxInterval")):
+        text = _get(data, *keys)
+        if isinstance(text, str):
+            try:
+                durations[keys[-1]] = parse_duration(text)
+            except DurationError as err:
+                yield "/" + "/".join(keys), str(err), "value"
+    low, high = durations.get("minInterval"), durations.get("maxInterval")
+    if low and high and low > high:
+        yield ("/spec/schedule/minInterval",
+               f"minInterval ({_get(data, 'spec', 'schedule', 'minInterval')}) is longer than maxInterval "
+               f"({_get(data, 'spec', 'schedule', 'maxInterval')}); swap them or widen maxInterval", "value")
+    current = _get(data, "spec", "schedule", "current")
+    if isinstance(current, str):
+        try:
+            schedule.normalise(current)
+        except schedule.CronError as err:
+            yield "/spec/schedule/current", str(err), "value"
+    tz = _get(data, "spec", "schedule", "timeZone")
+    if isinstance(tz, str):
+        try:
+            schedule.zone(tz)
+        except schedule.CronError as err:
+            yield "/spec/schedule/timeZone", str(err), "value"
+
+
+def document_findings(document: Document) -> Iterator[tuple[str, str, Position]]:
+    """Everything wrong with one document, each with its line and column."""
+    for pointer, position in document.duplicate_keys:
+        yield pointer, "key appears twice in this mapping; YAML keeps only the last one, remove one", position
+    for pointer, message, where in (*schema_findings(document.data), *semantic_findings(document.data)):
+        key_position = document.positions.get(f"{pointer}#key") if where == "key" else None
+        yield pointer, message, key_position or document.position(pointer)

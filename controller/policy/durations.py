@@ -1,0 +1,33 @@
+"""Durations such as ``30d``, ``6h`` or ``1d12h`` as used in policies."""
+
+import re
+from datetime import timedelta
+
+_PART = re.compile(r"(\d+)([mhdw])")
+_WHOLE = re.compile(r"^(\d+[mhdw])+$")
+_UNIT_MINUTES = {"m": 1, "h": 60, "d": 24 * 60, "w": 7 * 24 * 60}
+
+
+class DurationError(ValueError):
+    """A duration string that cannot be used."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``<number><unit>`` parts (m, h, d, w) into a positive timedelta."""
+    if not isinstance(text, str) or not _WHOLE.match(text):
+        raise DurationError(f"{text!r} is not a duration; write e.g. 30d, 6h or 1d12h (units m, h, d, w)")
+    minutes = sum(int(n) * _UNIT_MINUTES[unit] for n, unit in _PART.findall(text))
+    if minutes == 0:
+        raise DurationError(f"{text!r} is zero; a duration must be positive")
+    return timedelta(minutes=minutes)
+
+
+def format_duration(value: timedelta) -> str:
+    """Render a timedelta compactly (``3d``, ``6h``, ``1d12h``) for humans."""
+    minutes = int(value.total_seconds() // 60)
+    parts = []
+    for unit, size in (("d", 24 * 60), ("h", 60), ("m", 1)):
+        count, minutes = divmod(minutes, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0m"

@@ -1,0 +1,111 @@
+"""The typed, defaulted view of a valid policy that the rest of the controller uses."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from controller.policy.durations import parse_duration
+
+DEFAULT_CARBON_INTENSITY = 250.0  # g CO2e/kWh: a deliberately high-ish world-average placeholder
+
+
+@dataclass(frozen=True)
+class Job:
+    image: str
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    requests: tuple[tuple[str, str], ...]
+    limits: tuple[tuple[str, str], ...]
+    service_account: str | None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated RetrainingPolicy with every default applied."""
+
+    name: str
+    namespace: str
+    labels: tuple[tuple[str, str], ...]
+    source_file: str
+    mlflow_model: str
+    slo_metric: str
+    slo_target: float
+    slo_compliance: float
+    slo_window: timedelta
+    energy_budget_kwh: float
+    carbon_budget_kg: float | None
+    budget_period: timedelta
+    priority: str
+    current_schedule: str
+    min_interval: timedelta
+    max_interval: timedelta
+    time_zone: str
+    allowed_hours: frozenset[int]
+    energy_metric: str
+    carbon_intensity_g_per_kwh: float
+    job: Job
+    mode: str
+    min_saving_percent: float
+
+
+def expand_hours(items: list[Any] | None) -> frozenset[int]:
+    """``[0-6, 22, "20-23"]`` -> the set of hours; a range may wrap past midnight (``22-3``)."""
+    if not items:
+        return frozenset(range(24))
+    hours: set[int] = set()
+    for item in items:
+        if isinstance(item, int):
+            hours.add(item)
+            continue
+        first, last = (int(part) for part in str(item).split("-"))
+        span = (last - first) % 24
+        hours.update((first + offset) % 24 for offset in range(span + 1))
+    return frozenset(hours)
+
+
+def _pairs(mapping: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in (mapping or {}).items()))
+
+
+def policy_from_data(data: dict[str, Any], source_file: Path) -> Policy:
+    """Build a Policy from a document that already passed validation."""
+    meta, spec = data["metadata"], data["spec"]
+    slo, budget, sched = spec["slo"], spec["budget"], spec["schedule"]
+    telemetry, job, proposal = spec.get("telemetry", {}), spec["job"], spec.get("proposal", {})
+    resources = job.get("resources", {})
+    return Policy(
+        name=meta["name"],
+        namespace=meta.get("namespace", "default"),
+        labels=_pairs(meta.get("labels")),
+        source_file=source_file.as_posix(),
+        mlflow_model=spec["model"]["mlflowModel"],
+        slo_metric=slo["metric"],
+        slo_target=float(slo["target"]),
+        slo_compliance=float(slo.get("compliance", 0.95)),
+        slo_window=parse_duration(slo.get("window", "1d")),
+        energy_budget_kwh=float(budget["energyKWh"]),
+        carbon_budget_kg=float(budget["carbonKgCO2e"]) if "carbonKgCO2e" in budget else None,
+        budget_period=parse_duration(budget["period"]),
+        priority=spec.get("priority", "slo"),
+        current_schedule=sched["current"],
+        min_interval=parse_duration(sched["minInterval"]),
+        max_interval=parse_duration(sched["maxInterval"]),
+        time_zone=sched.get("timeZone", "Etc/UTC"),
+        allowed_hours=expand_hours(sched.get("allowedHours")),
+        energy_metric=telemetry.get("energy", {}).get("metric", "energy_kwh"),
+        carbon_intensity_g_per_kwh=float(
+            telemetry.get("carbonIntensity", {}).get("gCO2ePerKWh", DEFAULT_CARBON_INTENSITY)),
+        job=Job(
+            image=job["image"],
+            command=tuple(job.get("command", ())),
+            args=tuple(job.get("args", ())),
+            env=_pairs(job.get("env")),
+            requests=_pairs(resources.get("requests")),
+            limits=_pairs(resources.get("limits")),
+            service_account=job.get("serviceAccountName"),
+        ),
+        mode=proposal.get("mode", "propose"),
+        min_saving_percent=float(proposal.get("minSavingPercent", 10)),
+    )

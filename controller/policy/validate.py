@@ -1,0 +1,93 @@
+"""Validate policy files and folders: every problem in every file, plus cross-file checks."""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.policy.checks import document_findings
+from controller.policy.model import Policy, policy_from_data
+from controller.policy.problems import Problem, display_path
+from controller.policy.source import Document, YamlSyntaxError, read_documents
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    policies: tuple[Policy, ...]
+    problems: tuple[Problem, ...]
+    files: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def policy_files(paths: Iterable[Path]) -> Iterator[Path | Problem]:
+    """Expand folders to their YAML files (sorted); a missing path becomes a Problem."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+        elif path.is_file():
+            yield path
+        else:
+            yield Problem(str(path), 0, 0, "", "no such file or folder; pass a policy file or a folder of them")
+
+
+def _check_file(path: Path, shown: str) -> tuple[list[Document], list[Problem]]:
+    """Valid documents of one file, and every problem found in it."""
+    valid: list[Document] = []
+    problems: list[Problem] = []
+    try:
+        for document in read_documents(path):
+            found = [Problem(shown, line, column, pointer, message)
+                     for pointer, message, (line, column) in document_findings(document)]
+            problems.extend(found)
+            if not found:
+                valid.append(document)
+    except YamlSyntaxError as err:
+        problems.append(Problem(shown, *err.position, "", str(err)))
+        valid.clear()
+    except OSError as err:
+        problems.append(Problem(shown, 0, 0, "", f"cannot read file: {err.strerror}"))
+    return valid, problems
+
+
+def _without_duplicate_names(documents: list[Document], root: Path | None) -> tuple[list[Document], list[Problem]]:
+    """Keep the first policy of each name; later ones are problems (names make branches and CronJobs)."""
+    first_seen: dict[str, str] = {}
+    kept: list[Document] = []
+    problems: list[Problem] = []
+    for document in documents:
+        name = document.data["metadata"]["name"]
+        line, column = document.position("/metadata/name")
+        shown = display_path(document.path, root)
+        if name in first_seen:
+            problems.append(Problem(shown, line, column, "/metadata/name",
+                                    f"duplicate policy name {name!r} (first defined at {first_seen[name]}); "
+                                    "rename one: names must be unique because they name branches and CronJobs"))
+        else:
+            first_seen[name] = f"{shown}:{line}"
+            kept.append(document)
+    return kept, problems
+
+
+def validate_paths(paths: Iterable[Path], relative_to: Path | None = None) -> ValidationResult:
+    """Check every file under ``paths``; valid documents become Policies.
+
+    File names in problems are shown relative to ``relative_to`` (default: the working directory).
+    """
+    valid: list[Document] = []
+    problems: list[Problem] = []
+    files = 0
+    for entry in policy_files(paths):
+        if isinstance(entry, Problem):
+            problems.append(entry)
+            continue
+        files += 1
+        file_valid, file_problems = _check_file(entry, display_path(entry, relative_to))
+        valid.extend(file_valid)
+        problems.extend(file_problems)
+    kept, duplicates = _without_duplicate_names(valid, relative_to)
+    policies = tuple(policy_from_data(document.data, document.path) for document in kept)
+    return ValidationResult(policies, tuple(sorted(problems + duplicates)), files)

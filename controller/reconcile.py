@@ -1,0 +1,115 @@
+"""One reconcile pass: for each policy, a flat list of steps ending in ok, stalled or transient.
+
+Level-triggered: everything is recomputed from Git and telemetry; one broken policy never
+stops the others.
+"""
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from controller.costmodel import fit_cost_model
+from controller.decision import Decision
+from controller.errors import StalledError, TransientError
+from controller.gitops import mr
+from controller.gitops.workspace import ProposalResult, Workspace
+from controller.optimize.decide import decide
+from controller.policy.model import Policy
+from controller.policy.problems import Problem
+from controller.policy.validate import validate_paths
+from controller.render import GENERATED_DIR, render_changes
+from controller.state import save_merge_request
+from controller.telemetry.mlflow_store import MlflowTelemetry
+
+log = logging.getLogger("greenops.reconcile")
+
+
+@dataclass(frozen=True)
+class Settings:
+    repo_url: str
+    state_dir: Path
+    mlflow_uri: str
+    target_branch: str | None = None
+    policies_dir: str = "policies"
+    seed: int = 42
+    trials: int = 80
+    only: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    policy: str
+    status: str  # ok | stalled | transient
+    message: str
+    decision: Decision | None = None
+    proposal: ProposalResult | None = None
+    title: str | None = None
+    body: str | None = None
+
+
+def _reconcile_policy(policy: Policy, settings: Settings, workspace: Workspace, telemetry: MlflowTelemetry,
+                      push: bool) -> Outcome:
+    history = telemetry.history(policy.name, policy.slo_metric, policy.energy_metric)
+    model = fit_cost_model(history, policy.slo_target, policy.slo_window, settings.seed)
+    decision = decide(policy, history, model, settings.seed, settings.trials)
+    if not decision.propose:
+        return Outcome(policy.name, "ok", f"no change proposed: {decision.reason}", decision)
+    title, body = mr.title(policy, decision), mr.body(policy, decision)
+    files = render_changes(policy, decision.proposed.schedule, workspace.generated_files(GENERATED_DIR))
+    proposal = workspace.propose(f"greenops/{policy.name}", files, title, body, push)
+    if proposal.status in ("created", "updated"):
+        record = {"policy": policy.name, "branch": proposal.branch, "target": workspace.target,
+                  "commit": proposal.commit, "title": title, "repository": settings.repo_url}
+        save_merge_request(settings.state_dir, policy.name, record,
+                           f"# {title}\n\n{body}\n\n```diff\n{proposal.diff}\n```\n")
+    return Outcome(policy.name, "ok", _summary(proposal), decision, proposal, title, body)
+
+
+def _summary(proposal: ProposalResult) -> str:
+    return {
+        "in-sync": "the target branch already has this schedule",
+        "unchanged": f"merge request on {proposal.branch} is up to date (no new commit)",
+        "created": f"pushed {proposal.branch} and opened a merge request",
+        "updated": f"pushed a new proposal to {proposal.branch}",
+        "planned": f"would push {proposal.branch} and open or update its merge request",
+    }[proposal.status]
+
+
+def _problem_outcomes(problems: tuple[Problem, ...]) -> Iterator[Outcome]:
+    by_file: dict[str, list[Problem]] = {}
+    for problem in problems:
+        by_file.setdefault(problem.file, []).append(problem)
+    for file, found in by_file.items():
+        details = "\n".join(f"  {p.render()}" for p in found)
+        yield Outcome(file, "stalled", f"invalid policy file; fix it and push:\n{details}")
+
+
+def reconcile(settings: Settings, push: bool) -> list[Outcome]:
+    """Run one pass over every policy in the repository (``push=False`` for ``greenops plan``)."""
+    try:
+        workspace = Workspace.open(settings.repo_url, settings.state_dir, settings.target_branch)
+    except (StalledError, TransientError) as err:
+        status = "stalled" if isinstance(err, StalledError) else "transient"
+        return [Outcome(settings.repo_url, status, str(err))]
+    result = validate_paths([workspace.root / settings.policies_dir], relative_to=workspace.root)
+    outcomes = list(_problem_outcomes(result.problems))
+    telemetry = MlflowTelemetry(settings.mlflow_uri)
+    for policy in sorted(result.policies, key=lambda p: p.name):
+        if settings.only and policy.name not in settings.only:
+            continue
+        policy = _relative_source(policy, workspace.root)
+        log.info("reconciling", extra={"policy": policy.name})
+        try:
+            outcomes.append(_reconcile_policy(policy, settings, workspace, telemetry, push))
+        except StalledError as err:
+            outcomes.append(Outcome(policy.name, "stalled", f"{policy.source_file}: {err}"))
+        except TransientError as err:
+            outcomes.append(Outcome(policy.name, "transient", f"{err} (will retry)"))
+    return outcomes
+
+
+def _relative_source(policy: Policy, root: Path) -> Policy:
+    source = Path(policy.source_file)
+    relative = source.resolve().relative_to(root.resolve()) if source.is_absolute() else source
+    return replace(policy, source_file=relative.as_posix())

@@ -1,0 +1,1 @@
+"""Telemetry: where a model's history comes from. Sources return a `History`."""

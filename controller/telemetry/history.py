@@ -1,0 +1,46 @@
+"""The model history every telemetry source produces and the cost model consumes.
+
+Plain frozen dataclasses: the cost model must not know where the data came from.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One retrain: when its model became available and what it cost."""
+
+    version: str
+    finished_at: datetime
+    duration_s: float | None
+    energy_kwh: float | None
+    validation_quality: float | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Quality of one model version measured on one production evaluation window ending at ``at``."""
+
+    version: str
+    at: datetime
+    quality: float
+
+
+@dataclass(frozen=True)
+class History:
+    policy: str
+    source: str
+    trainings: tuple[TrainingRun, ...]
+    evaluations: tuple[Evaluation, ...]
+
+    @property
+    def latest(self) -> datetime | None:
+        """The newest timestamp in the history: the decision's "now", so reruns are reproducible."""
+        stamps = [t.finished_at for t in self.trainings] + [e.at for e in self.evaluations]
+        return max(stamps) if stamps else None
+
+    @property
+    def earliest(self) -> datetime | None:
+        stamps = [t.finished_at for t in self.trainings] + [e.at for e in self.evaluations]
+        return min(stamps) if stamps else None

@@ -1,0 +1,137 @@
+"""MLflow as a telemetry source (and sink, for the demo and `greenops track`).
+
+The only module that imports MLflow. Contract (DESIGN.md §6):
+- training runs: tags ``greenops.policy=<name>``, ``greenops.kind=training``, ``model_version``;
+  metrics ``energy_kwh`` (name configurable), ``duration_s`` and the SLO metric on validation data;
+  the run's end time is when the model became available;
+- evaluation runs: tags ``greenops.policy``, ``greenops.kind=evaluation``, ``model_version``; the SLO
+  metric's history, one point per evaluation window, timestamped at the window's end.
+"""
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from controller.errors import TransientError
+from controller.telemetry.history import Evaluation, History, TrainingRun
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+from mlflow.entities import Metric, RunStatus, ViewType  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+PAGE_SIZE = 1000
+DEMO_EXPERIMENT = "greenops"
+
+
+def default_tracking_uri(state_dir: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else a sqlite store inside the state directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(state_dir / 'mlflow.db').resolve()}"
+
+
+def _millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _moment(millis: int) -> datetime:
+    return datetime.fromtimestamp(millis / 1000, tz=UTC)
+
+
+class MlflowTelemetry:
+    """Reads a policy's history from an MLflow tracking store, paging through large ones."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+
+    def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except MlflowException as err:
+            raise TransientError(f"MLflow at {self.tracking_uri} failed to {what}: {err.message}") from err
+        except OSError as err:
+            raise TransientError(f"MLflow at {self.tracking_uri} is unreachable ({err}); retry later") from err
+
+    def _experiment_ids(self) -> list[str]:
+        ids: list[str] = []
+        token = None
+        while True:
+            page = self._call("list experiments", self._client.search_experiments,
+                              view_type=ViewType.ACTIVE_ONLY, max_results=PAGE_SIZE, page_token=token)
+            ids.extend(e.experiment_id for e in page)
+            token = page.token
+            if not token:
+                return ids
+
+    def _runs(self, policy: str, kind: str) -> Iterator[Any]:
+        experiments = self._experiment_ids()
+        if not experiments:
+            return
+        query = f"tags.`greenops.policy` = '{policy}' AND tags.`greenops.kind` = '{kind}'"
+        token = None
+        while True:
+            page = self._call("search runs", self._client.search_runs, experiments, query,
+                              max_results=PAGE_SIZE, page_token=token)
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+    def history(self, policy: str, metric: str, energy_metric: str) -> History:
+        """Training runs and production evaluations of ``policy``."""
+        trainings = tuple(sorted(
+            (_training(run, metric, energy_metric) for run in self._runs(policy, "training")
+             if run.info.status == "FINISHED" and run.info.end_time),
+            key=lambda t: t.finished_at))
+        evaluations: list[Evaluation] = []
+        for run in self._runs(policy, "evaluation"):
+            version = run.data.tags.get("model_version", "")
+            points = self._call("read metric history", self._client.get_metric_history, run.info.run_id, metric)
+            evaluations.extend(Evaluation(version, _moment(p.timestamp), float(p.value)) for p in points)
+        evaluations.sort(key=lambda e: (e.at, e.version))
+        return History(policy, f"MLflow {self.tracking_uri}", trainings, tuple(evaluations))
+
+    def log_training(self, policy: str, version: str, started: datetime, finished: datetime,
+                     metrics: dict[str, float]) -> None:
+        """Record one finished retrain following the contract above."""
+        self._log_run(policy, "training", version, started, finished,
+                      [Metric(k, v, _millis(finished), 0) for k, v in sorted(metrics.items())])
+
+    def log_evaluations(self, policy: str, version: str, metric: str,
+                        points: Sequence[tuple[datetime, float]]) -> None:
+        """Record the production evaluations of one model version as a metric history."""
+        if not points:
+            return
+        metrics = [Metric(metric, q, _millis(at), step) for step, (at, q) in enumerate(points)]
+        self._log_run(policy, "evaluation", version, points[0][0], points[-1][0], metrics)
+
+    def _log_run(self, policy: str, kind: str, version: str, started: datetime, finished: datetime,
+                 metrics: list[Metric]) -> None:
+        experiment = self._client.get_experiment_by_name(DEMO_EXPERIMENT)
+        experiment_id = experiment.experiment_id if experiment else self._client.create_experiment(
+            DEMO_EXPERIMENT)
+        run = self._client.create_run(experiment_id, start_time=_millis(started), tags={
+            "greenops.policy": policy, "greenops.kind": kind, "model_version": version})
+        for offset in range(0, len(metrics), PAGE_SIZE):
+            self._client.log_batch(run.info.run_id, metrics=metrics[offset:offset + PAGE_SIZE])
+        self._client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FINISHED),
+                                    end_time=_millis(finished))
+
+
+def _training(run: Any, metric: str, energy_metric: str) -> TrainingRun:
+    metrics = run.data.metrics
+    return TrainingRun(
+        version=run.data.tags.get("model_version", run.info.run_id),
+        finished_at=_moment(run.info.end_time),
+        duration_s=metrics.get("duration_s"),
+        energy_kwh=metrics.get(energy_metric),
+        validation_quality=metrics.get(metric),
+    )
+
