@@ -19,7 +19,7 @@ from controller import __version__
 from controller.state import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
-    from controller.reconcile import Outcome
+    from controller.reconcile import Outcome, Settings
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 
@@ -42,7 +42,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_USER
 
 
-def _settings(args: argparse.Namespace) -> "object":
+def _settings(args: argparse.Namespace) -> "Settings":
     from controller.reconcile import Settings
     from controller.telemetry.mlflow_store import default_tracking_uri
 
@@ -74,11 +74,9 @@ def _outcomes_json(outcomes: "Sequence[Outcome]") -> str:
 
 
 def _run_pass(args: argparse.Namespace, push: bool) -> int:
-    from controller.reconcile import Settings, reconcile
+    from controller.reconcile import reconcile
 
-    settings = _settings(args)
-    assert isinstance(settings, Settings)
-    outcomes = reconcile(settings, push=push)
+    outcomes = reconcile(_settings(args), push=push)
     if args.output == "json":
         print(_outcomes_json(outcomes))
         return EXIT_OK if all(o.status == "ok" for o in outcomes) else EXIT_USER

@@ -2,8 +2,8 @@
 
 Fitted per policy from its own history. Quality curves are monotone in age (isotonic
 regression, and a monotone quantile model for p10); the chance that one evaluation window
-meets the SLO is estimated as a monotone probability with bootstrap replicates, so the
-simulator can report a pessimistic (lower-bound) compliance instead of a point guess.
+meets the SLO comes from the mean curve and the residual spread, with bootstrap replicates,
+so the simulator can report a pessimistic (lower-bound) compliance instead of a point guess.
 Ages beyond what the history covers are treated as unknown (probability 0 of meeting the
 SLO): the optimiser never bets on extrapolation.
 """
@@ -76,13 +76,28 @@ def _quantile_curve(ages: np.ndarray, qualities: np.ndarray, grid: np.ndarray, s
     return np.asarray(model.predict(grid.reshape(-1, 1)), dtype=float)
 
 
-def _meet_replicates(ages: np.ndarray, meets: np.ndarray, grid: np.ndarray, seed: int) -> np.ndarray:
+def _meet_curve(ages: np.ndarray, qualities: np.ndarray, grid: np.ndarray, target: float) -> np.ndarray:
+    """P(quality >= target | age): the monotone mean curve plus the pooled residual distribution.
+
+    Pooling residuals over all ages uses every sample to estimate the noise, where a per-age
+    proportion would be overconfident (40 passes out of 40 is not a certainty).
+    """
+    model = IsotonicRegression(increasing=False, out_of_bounds="clip").fit(ages, qualities)
+    residuals = np.sort(qualities - model.predict(ages))
+    needed = target - np.asarray(model.predict(grid), dtype=float)
+    passing = len(residuals) - np.searchsorted(residuals, needed, side="left")
+    return np.asarray(passing / len(residuals), dtype=float)
+
+
+def _meet_replicates(ages: np.ndarray, qualities: np.ndarray, grid: np.ndarray, target: float,
+                     seed: int) -> np.ndarray:
+    """The full-data curve first, then bootstrap replicates for a lower confidence bound."""
     rng = np.random.default_rng(seed)
-    replicates = [_isotonic(ages, meets, grid)]
+    replicates = [_meet_curve(ages, qualities, grid, target)]
     for _ in range(BOOTSTRAP_REPLICATES - 1):
         sample = rng.integers(0, len(ages), len(ages))
-        replicates.append(_isotonic(ages[sample], meets[sample], grid))
-    return np.clip(np.vstack(replicates), 0.0, 1.0)
+        replicates.append(_meet_curve(ages[sample], qualities[sample], grid, target))
+    return np.vstack(replicates)
 
 
 def _cv_mae(ages: np.ndarray, qualities: np.ndarray, seed: int) -> float:
@@ -103,6 +118,10 @@ def _energy(history: History) -> tuple[float, int]:
 
 def fit_cost_model(history: History, target: float, window: timedelta, seed: int) -> CostModel:
     """Fit the curves; stall with a clear reason when the history is too thin to trust."""
+    if not history.trainings:
+        raise StalledError(
+            f"no finished training runs tagged greenops.policy={history.policy} and greenops.kind=training in "
+            f"{history.source}; tag the model's retraining runs as described in the README (Telemetry contract)")
     ages, qualities = evaluation_ages(history, window)
     if len(history.trainings) < MIN_TRAININGS or len(ages) < MIN_EVALUATIONS:
         raise StalledError(
@@ -117,7 +136,7 @@ def fit_cost_model(history: History, target: float, window: timedelta, seed: int
         age_grid_days=grid,
         quality_mean=_isotonic(ages, qualities, grid),
         quality_p10=_quantile_curve(ages, qualities, grid, seed),
-        meet_probability=_meet_replicates(ages, (qualities >= target).astype(float), grid, seed),
+        meet_probability=_meet_replicates(ages, qualities, grid, target, seed),
         max_age_days=max_age,
         energy_per_retrain_kwh=energy,
         energy_samples=energy_samples,

@@ -6,7 +6,7 @@ stops the others.
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from controller.costmodel import fit_cost_model
@@ -98,18 +98,12 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
     for policy in sorted(result.policies, key=lambda p: p.name):
         if settings.only and policy.name not in settings.only:
             continue
-        policy = _relative_source(policy, workspace.root)
         log.info("reconciling", extra={"policy": policy.name})
         try:
             outcomes.append(_reconcile_policy(policy, settings, workspace, telemetry, push))
         except StalledError as err:
-            outcomes.append(Outcome(policy.name, "stalled", f"{policy.source_file}: {err}"))
+            outcomes.append(Outcome(policy.name, "stalled", f"{policy.source_file}:{policy.source_line}: {err}"))
         except TransientError as err:
             outcomes.append(Outcome(policy.name, "transient", f"{err} (will retry)"))
     return outcomes
 
-
-def _relative_source(policy: Policy, root: Path) -> Policy:
-    source = Path(policy.source_file)
-    relative = source.resolve().relative_to(root.resolve()) if source.is_absolute() else source
-    return replace(policy, source_file=relative.as_posix())

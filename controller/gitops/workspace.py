@@ -31,7 +31,7 @@ class ProposalResult:
 def _redact(url: str, text: str) -> str:
     """Never echo credentials embedded in a remote URL."""
     if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
+        _scheme, rest = url.split("://", 1)
         userinfo = rest.split("@", 1)[0]
         text = text.replace(userinfo, "***")
     return text

@@ -4,6 +4,7 @@ A candidate is a cadence (a cron template with an ``{hour}`` slot) plus a start 
 Cadences whose spacing cannot fit the policy's min/max interval are dropped up front.
 """
 
+import itertools
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -78,7 +79,7 @@ def _gaps(cadence: Cadence) -> tuple[timedelta, timedelta]:
     start = datetime(2025, 1, 1, tzinfo=UTC)
     span = timedelta(days=14 if cadence.every_hours else 366)
     times = schedule.fire_times(expression(cadence, 0, 0), schedule.zone("Etc/UTC"), start, start + span)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     return min(gaps), max(gaps)
 
 

@@ -34,7 +34,10 @@ def _why(policy: Policy, current: Forecast, proposed: Forecast, saving: float) -
     if at_risk and proposed.compliance_lower > current.compliance_lower:
         return True, (f"the current schedule puts the SLO at risk (predicted compliance "
                       f"{current.compliance_lower:.1%} < {policy.slo_compliance:.0%})")
-    if saving >= policy.min_saving_percent and proposed.compliance_lower >= policy.slo_compliance:
+    if proposed.compliance_lower < policy.slo_compliance:
+        return False, (f"no schedule within the bounds is predicted to keep the SLO, and none does better "
+                       f"than today's {current.compliance_lower:.1%}")
+    if saving >= policy.min_saving_percent:
         return True, f"saves {saving:.0f}% energy while keeping the SLO"
     return False, (f"the best schedule saves only {saving:.0f}% energy "
                    f"(minSavingPercent is {policy.min_saving_percent:g})")

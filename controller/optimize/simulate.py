@@ -4,6 +4,7 @@ Each evaluation window is served by the newest model that was ready at the windo
 (fire time + median retrain duration); the cost model turns that model's age into quality.
 """
 
+import itertools
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -55,7 +56,7 @@ def simulate(expression: str, policy: Policy, model: CostModel, start: datetime,
     in_horizon = [f for f in fires if f >= start]
     energy_per_horizon = len(in_horizon) * model.energy_per_retrain_kwh
     energy = energy_per_horizon * (policy.budget_period / horizon)
-    gaps = [b - a for a, b in zip(fires, fires[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(fires)]
     quality = model.at(model.quality_mean, ages)
     quality_p10 = model.at(model.quality_p10, ages)
     known = ~np.isnan(quality)

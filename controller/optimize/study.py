@@ -1,6 +1,5 @@
 """The Optuna study: cheapest cron schedule that keeps the SLO and the budget. The only Optuna import."""
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,16 +23,16 @@ class TuningResult:
     trials: int
 
 
-def constraint_values(forecast: Forecast, policy: Policy) -> list[float]:
+def constraint_values(forecast: Forecast, policy: Policy) -> dict[str, float]:
     """Optuna constraints (feasible when every value is <= 0)."""
     carbon_excess = (forecast.carbon_kg_per_period - policy.carbon_budget_kg
                      if policy.carbon_budget_kg is not None else -1.0)
-    return [
-        policy.slo_compliance - forecast.compliance_lower,
-        forecast.energy_kwh_per_period - policy.energy_budget_kwh,
-        carbon_excess,
-        float(len(forecast.bound_violations)),
-    ]
+    return {
+        "slo": policy.slo_compliance - forecast.compliance_lower,
+        "energy": forecast.energy_kwh_per_period - policy.energy_budget_kwh,
+        "carbon": carbon_excess,
+        "bounds": float(len(forecast.bound_violations)),
+    }
 
 
 def _meets_slo(f: Forecast, policy: Policy) -> bool:
@@ -99,11 +98,11 @@ def tune(policy: Policy, model: CostModel, start: datetime, horizon: timedelta,
     def objective(trial: optuna.Trial) -> float:
         forecast = forecast_of(trial.suggest_categorical("cadence", list(cadences)),
                                trial.suggest_categorical("hour", hours))
-        trial.set_user_attr("constraints", constraint_values(forecast, policy))
+        for name, value in constraint_values(forecast, policy).items():
+            trial.set_constraint(name, value)
         return forecast.energy_kwh_per_period
 
-    constraints: Callable[[optuna.trial.FrozenTrial], list[float]] = lambda t: t.user_attrs["constraints"]
-    sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=constraints, n_startup_trials=20)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=20)
     study = optuna.create_study(direction="minimize", sampler=sampler)
     study.optimize(objective, n_trials=trials)
     best, note = choose(list(simulated.values()), policy)

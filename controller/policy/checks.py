@@ -9,13 +9,13 @@ from typing import Any
 import jsonschema
 
 from controller import schedule
-from controller.policy.durations import DurationError, parse_duration
+from controller.policy.durations import DurationError, is_duration_syntax, parse_duration
 from controller.policy.schema import policy_schema
 from controller.policy.source import Document, Position, escape_pointer_token
 
 Finding = tuple[str, str, str]  # (pointer, message, where: "value" or "key" of that pointer)
 
-_HINTED_VALIDATORS = {"type", "pattern", "enum", "const", "oneOf", "minimum", "maximum",
+_HINTED_VALIDATORS = {"type", "enum", "const", "oneOf", "minimum", "maximum",
                       "exclusiveMinimum", "maxLength", "minLength"}
 
 
@@ -44,10 +44,13 @@ def schema_findings(data: Any) -> Iterator[Finding]:
                 yield (f"{pointer}/{escape_pointer_token(key)}",
                        f"unknown field {key!r}; allowed here: {', '.join(sorted(known)) or 'none'}", "key")
             continue
-        message = error.message
         description = error.schema.get("description") if isinstance(error.schema, dict) else None
-        if error.validator in _HINTED_VALIDATORS and description:
-            message = f"{message} (expected: {description})"
+        if error.validator == "pattern" and description:
+            message = f"{error.instance!r} has the wrong form; expected: {description}"
+        elif error.validator in _HINTED_VALIDATORS and description:
+            message = f"{error.message} (expected: {description})"
+        else:
+            message = error.message
         yield pointer, message, "value"
 
 
@@ -65,7 +68,7 @@ def semantic_findings(data: Any) -> Iterator[Finding]:
     for keys in (("spec", "slo", "window"), ("spec", "budget", "period"),
                  ("spec", "schedule", "minInterval"), ("spec", "schedule", "maxInterval")):
         text = _get(data, *keys)
-        if isinstance(text, str):
+        if isinstance(text, str) and is_duration_syntax(text):  # malformed ones are schema errors
             try:
                 durations[keys[-1]] = parse_duration(text)
             except DurationError as err:

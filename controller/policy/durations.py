@@ -12,6 +12,10 @@ class DurationError(ValueError):
     """A duration string that cannot be used."""
 
 
+def is_duration_syntax(text: str) -> bool:
+    return bool(_WHOLE.match(text))
+
+
 def parse_duration(text: str) -> timedelta:
     """Parse ``<number><unit>`` parts (m, h, d, w) into a positive timedelta."""
     if not isinstance(text, str) or not _WHOLE.match(text):

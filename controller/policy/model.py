@@ -29,6 +29,7 @@ class Policy:
     namespace: str
     labels: tuple[tuple[str, str], ...]
     source_file: str
+    source_line: int
     mlflow_model: str
     slo_metric: str
     slo_target: float
@@ -69,7 +70,7 @@ def _pairs(mapping: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), str(v)) for k, v in (mapping or {}).items()))
 
 
-def policy_from_data(data: dict[str, Any], source_file: Path) -> Policy:
+def policy_from_data(data: dict[str, Any], source_file: Path, source_line: int = 1) -> Policy:
     """Build a Policy from a document that already passed validation."""
     meta, spec = data["metadata"], data["spec"]
     slo, budget, sched = spec["slo"], spec["budget"], spec["schedule"]
@@ -80,6 +81,7 @@ def policy_from_data(data: dict[str, Any], source_file: Path) -> Policy:
         namespace=meta.get("namespace", "default"),
         labels=_pairs(meta.get("labels")),
         source_file=source_file.as_posix(),
+        source_line=source_line,
         mlflow_model=spec["model"]["mlflowModel"],
         slo_metric=slo["metric"],
         slo_target=float(slo["target"]),

@@ -89,5 +89,6 @@ def validate_paths(paths: Iterable[Path], relative_to: Path | None = None) -> Va
         valid.extend(file_valid)
         problems.extend(file_problems)
     kept, duplicates = _without_duplicate_names(valid, relative_to)
-    policies = tuple(policy_from_data(document.data, document.path) for document in kept)
+    policies = tuple(policy_from_data(document.data, Path(display_path(document.path, relative_to)),
+                                      document.position("/metadata/name")[0]) for document in kept)
     return ValidationResult(policies, tuple(sorted(problems + duplicates)), files)

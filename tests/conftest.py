@@ -1,0 +1,75 @@
+"""Shared fixtures: real bare git remotes that record push options, binaries that must exist under CI."""
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+RECORD_HOOK = """#!/bin/sh
+# Records the push options of every push, one JSON line each (GitLab reads the same ones).
+python3 - "$@" <<'PY'
+import json, os
+count = int(os.environ.get("GIT_PUSH_OPTION_COUNT", "0"))
+options = [os.environ[f"GIT_PUSH_OPTION_{i}"] for i in range(count)]
+with open(os.path.join(os.environ.get("GIT_DIR", "."), "push-options.jsonl"), "a") as log:
+    log.write(json.dumps(options) + "\\n")
+PY
+"""
+
+
+def require_binary(name: str) -> str:
+    """Path of ``name`` (venv first); skip on a laptop without it, fail under CI."""
+    found = shutil.which(name, path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if found:
+        return found
+    message = f"{name} is not installed"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; CI must provide it")
+    pytest.skip(message)
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_remote(root: Path, files: dict[str, str], name: str = "remote.git") -> Path:
+    """A bare repo on branch main holding ``files``, accepting push options and recording them."""
+    require_binary("git")
+    remote = root / name
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(remote))
+    git("config", "receive.advertisePushOptions", "true", cwd=remote)
+    seed = root / f"{name}.seed"
+    git("init", "--quiet", "--initial-branch=main", str(seed))
+    for relative, text in files.items():
+        (seed / relative).parent.mkdir(parents=True, exist_ok=True)
+        (seed / relative).write_text(text)
+    git("add", "--all", cwd=seed)
+    git("-c", "user.name=Alice", "-c", "user.email=alice@example.com", "commit", "--quiet", "-m", "init", cwd=seed)
+    git("push", "--quiet", str(remote), "main", cwd=seed)
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text(RECORD_HOOK)
+    hook.chmod(hook.stat().st_mode | stat.S_IEXEC)
+    return remote
+
+
+def recorded_push_options(remote: Path) -> list[list[str]]:
+    log = remote / "push-options.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.fixture
+def remote_factory(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
+    return lambda files: make_remote(tmp_path, files)
+
+
+def example_policy(name: str = "fraud-detector") -> str:
+    return (PROJECT / "policies" / f"{name}.yaml").read_text()

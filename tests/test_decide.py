@@ -1,0 +1,122 @@
+"""Cost model + Optuna decision on synthetic histories: deterministic, bounded, honest when infeasible."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from controller.costmodel import fit_cost_model
+from controller.errors import StalledError
+from controller.optimize.decide import decide
+from controller.policy.model import Policy, policy_from_data
+from controller.telemetry.history import Evaluation, History, TrainingRun
+
+from .conftest import PROJECT
+
+END = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def make_policy(**spec_overrides: Any) -> Policy:
+    data = yaml.safe_load((PROJECT / "policies" / "fraud-detector.yaml").read_text())
+    for dotted, value in spec_overrides.items():
+        node = data["spec"]
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return policy_from_data(data, Path("policies/fraud-detector.yaml"))
+
+
+def make_history(decay_per_day: float, days: int = 60, energy: float = 1.0, shadow_days: int = 14,
+                 seed: int = 3) -> History:
+    """Daily retrains at 02:00; each version evaluated daily: quality = 0.95 - decay * age + noise."""
+    rng = np.random.default_rng(seed)
+    start = END - timedelta(days=days)
+    trainings, evaluations = [], []
+    for day in range(days):
+        ready = start + timedelta(days=day, hours=2, minutes=20)
+        trainings.append(TrainingRun(str(day), ready, 1200.0, energy * rng.uniform(0.9, 1.1), 0.95))
+        for age in range(1, shadow_days + 1):
+            at = start + timedelta(days=day + age)
+            if at <= END:
+                quality = 0.95 - decay_per_day * (at - timedelta(hours=12) - ready).total_seconds() / 86400
+                evaluations.append(Evaluation(str(day), at, float(quality + rng.normal(0, 0.004))))
+    return History("fraud-detector", "synthetic", tuple(trainings), tuple(evaluations))
+
+
+def run(policy: Policy, history: History, seed: int = 7) -> Any:
+    model = fit_cost_model(history, policy.slo_target, policy.slo_window, seed)
+    return decide(policy, history, model, seed=seed, trials=60)
+
+
+def test_same_inputs_same_decision() -> None:
+    policy, history = make_policy(), make_history(0.004)
+    assert run(policy, history) == run(policy, history)
+
+
+def test_stable_model_gets_a_cheaper_schedule_within_bounds() -> None:
+    policy = make_policy(schedule__minInterval="1d", schedule__maxInterval="10d")
+    decision = run(policy, make_history(0.002))
+    assert decision.propose and decision.budget_note is None
+    proposed = decision.proposed
+    assert proposed.retrains_per_month < decision.current.retrains_per_month / 2
+    assert proposed.min_gap_hours >= 24 and proposed.max_gap_hours <= 240
+    assert proposed.compliance_lower >= policy.slo_compliance
+    assert decision.energy_change_percent < -50
+
+
+def test_fast_decay_keeps_retraining_often() -> None:
+    decision = run(make_policy(slo__target=0.935), make_history(0.012))
+    assert decision.proposed.max_gap_hours <= 24  # models older than ~1.2 days miss 0.935
+    assert decision.proposed.compliance_lower >= 0.95
+
+
+def test_infeasible_budget_slo_priority_says_what_the_slo_needs() -> None:
+    policy = make_policy(slo__target=0.93, budget__energyKWh=5)
+    decision = run(policy, make_history(0.012))
+    assert decision.budget_note is not None and decision.budget_note.startswith("infeasible: keeping 0.93")
+    assert "budget is 5 kWh" in decision.budget_note
+    assert decision.proposed.compliance_lower >= 0.95
+    assert decision.proposed.energy_kwh_per_period > 5
+
+
+def test_infeasible_budget_budget_priority_stays_within_budget() -> None:
+    policy = make_policy(slo__target=0.93, budget__energyKWh=8, priority="budget")
+    decision = run(policy, make_history(0.012))
+    assert decision.budget_note is not None and "Priority budget" in decision.budget_note
+    assert decision.proposed.energy_kwh_per_period <= 8
+
+
+def test_unobserved_ages_are_never_bet_on() -> None:
+    """History only shows models up to 3 days old: no proposal may leave a model older than that."""
+    policy = make_policy(schedule__maxInterval="30d", slo__target=0.5)
+    decision = run(policy, make_history(0.0005, shadow_days=3))
+    assert decision.proposed.max_gap_hours <= 3 * 24
+
+
+def test_hysteresis_and_observe_mode() -> None:
+    history = make_history(0.002)
+    strict = run(make_policy(proposal__minSavingPercent=100), history)
+    assert not strict.propose and "minSavingPercent" in strict.reason
+    observe = run(make_policy(proposal__mode="observe"), history)
+    assert not observe.propose and "observe" in observe.reason
+
+
+def test_too_little_history_stalls_with_what_to_do() -> None:
+    history = make_history(0.002, days=2)
+    with pytest.raises(StalledError, match="too little history"):
+        fit_cost_model(history, 0.9, timedelta(days=1), 0)
+    empty = History("fraud-detector", "synthetic", (), ())
+    with pytest.raises(StalledError, match=r"no finished training runs tagged greenops\.policy=fraud-detector"):
+        fit_cost_model(empty, 0.9, timedelta(days=1), 0)
+
+
+def test_missing_energy_stalls() -> None:
+    history = make_history(0.002)
+    no_energy = tuple(TrainingRun(t.version, t.finished_at, t.duration_s, None, None) for t in history.trainings)
+    with pytest.raises(StalledError, match="energy"):
+        fit_cost_model(History(history.policy, "synthetic", no_energy, history.evaluations), 0.9,
+                       timedelta(days=1), 0)

@@ -1,0 +1,183 @@
+"""One reconcile pass against a real bare git remote and a real MLflow store (sqlite)."""
+
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controller.cli import main
+from controller.demo.history import DemoModel, generate
+from controller.demo.stream import DriftScenario
+from controller.policy.validate import validate_paths
+from controller.reconcile import Outcome, Settings, reconcile
+from controller.telemetry import mlflow_store
+from controller.telemetry.mlflow_store import MlflowTelemetry
+
+from .conftest import PROJECT, example_policy, git, make_remote, recorded_push_options
+
+END = datetime(2026, 3, 1, tzinfo=UTC)
+GHOST = example_policy("fraud-detector").replace("name: fraud-detector", "name: ghost-model")
+BROKEN = "apiVersion: greenops.dev/v1alpha1\nkind: RetrainingPolicy\nmetadata: {name: broken}\nspec: {}\n"
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Real training and evaluation of two models over 40 simulated days, logged to MLflow."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    telemetry = MlflowTelemetry(uri)
+    policies = {p.name: p for p in validate_paths([PROJECT / "policies"], relative_to=PROJECT).policies}
+    small = {"train_rows": 1000}
+    generate(policies["churn-predictor"], DemoModel(DriftScenario(0.004, 0.08), 2.7e7, **small),
+             telemetry, END - timedelta(days=40), END, seed=1)
+    generate(policies["fraud-detector"], DemoModel(DriftScenario(0.05, 0.04), 3e7, **small),
+             telemetry, END - timedelta(days=40), END, seed=2)
+    return uri
+
+
+def repo_files() -> dict[str, str]:
+    return {
+        "policies/churn-predictor.yaml": example_policy("churn-predictor"),
+        "policies/fraud-detector.yaml": example_policy("fraud-detector"),
+        "policies/ghost.yaml": GHOST,
+        "policies/broken.yaml": BROKEN,
+        "README.md": "gitops\n",
+    }
+
+
+def settings(remote: Path, tmp_path: Path, mlflow_uri: str) -> Settings:
+    return Settings(repo_url=str(remote), state_dir=tmp_path / "state", mlflow_uri=mlflow_uri, trials=40)
+
+
+def by_policy(outcomes: list[Outcome]) -> dict[str, Outcome]:
+    return {o.policy: o for o in outcomes}
+
+
+def test_first_pass_opens_merge_request_with_push_options(tmp_path: Path, mlflow_uri: str) -> None:
+    remote = make_remote(tmp_path, repo_files())
+    main_before = git("rev-parse", "main", cwd=remote)
+    outcomes = by_policy(reconcile(settings(remote, tmp_path, mlflow_uri), push=True))
+
+    churn = outcomes["churn-predictor"]
+    assert churn.status == "ok" and churn.proposal and churn.proposal.status == "created"
+    assert churn.decision and churn.decision.proposed.schedule != "30 1 * * *"
+    assert outcomes["ghost-model"].status == "stalled"
+    assert outcomes["ghost-model"].message.startswith(
+        "policies/ghost.yaml:6: no finished training runs tagged greenops.policy=ghost-model")
+    assert outcomes["policies/broken.yaml"].status == "stalled"
+    assert "policies/broken.yaml:4:7: /spec: 'model' is a required property" in outcomes["policies/broken.yaml"].message
+
+    branch = "greenops/churn-predictor"
+    assert git("rev-parse", "main", cwd=remote) == main_before  # never pushes to the target
+    assert git("rev-parse", f"{branch}~1", cwd=remote) == main_before
+    assert git("log", "-1", "--format=%an <%ae>|%s", branch, cwd=remote) == (
+        f"greenops <greenops@users.noreply>|{churn.title}")
+    manifest = yaml.safe_load(git("show", f"{branch}:manifests/generated/crm-ml/churn-predictor.cronjob.yaml",
+                                  cwd=remote))
+    assert manifest["spec"]["schedule"] == churn.decision.proposed.schedule
+
+    pushes = recorded_push_options(remote)
+    churn_push = next(p for p in pushes if f"merge_request.title={churn.title}" in p)
+    assert "merge_request.create" in churn_push and "merge_request.target=main" in churn_push
+    description = next(o for o in churn_push if o.startswith("merge_request.description="))
+    assert "\n" not in description and "\\n| | Current | Proposed |\\n" in description
+
+    record = (tmp_path / "state" / "merge-requests" / "churn-predictor.md").read_text()
+    assert record.startswith(f"# {churn.title}") and "| Retrains per month | 30.0 |" in record
+    assert "```diff" in record
+
+
+def test_second_pass_without_new_telemetry_adds_no_commit(tmp_path: Path, mlflow_uri: str) -> None:
+    remote = make_remote(tmp_path, repo_files())
+    reconcile(settings(remote, tmp_path, mlflow_uri), push=True)
+    refs, pushes = git("show-ref", cwd=remote), len(recorded_push_options(remote))
+    again = by_policy(reconcile(settings(remote, tmp_path, mlflow_uri), push=True))
+    assert again["churn-predictor"].proposal and again["churn-predictor"].proposal.status == "unchanged"
+    assert git("show-ref", cwd=remote) == refs and len(recorded_push_options(remote)) == pushes
+
+
+def test_plan_shows_the_diff_and_pushes_nothing(tmp_path: Path, mlflow_uri: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    remote = make_remote(tmp_path, repo_files())
+    code = main(["plan", "--repo", str(remote), "--state-dir", str(tmp_path / "state"), "--mlflow-uri",
+                 mlflow_uri, "--trials", "40", "--policy", "churn-predictor"])
+    out = capsys.readouterr().out
+    assert code == 1  # the repository's broken policy file is reported even when planning one policy
+    assert "policies/broken.yaml: stalled" in out
+    assert "Title: greenops(churn-predictor): retrain" in out and "--- diff ---" in out
+    assert "+  schedule:" in out and "would push greenops/churn-predictor" in out
+    assert "greenops/" not in git("branch", "--all", cwd=remote) and recorded_push_options(remote) == []
+    assert not (tmp_path / "state" / "merge-requests").exists()
+
+
+def test_human_commit_on_bot_branch_is_never_overwritten(tmp_path: Path, mlflow_uri: str) -> None:
+    remote = make_remote(tmp_path, repo_files())
+    reconcile(settings(remote, tmp_path, mlflow_uri), push=True)
+    clone = tmp_path / "human"
+    git("clone", "--quiet", "--branch", "greenops/churn-predictor", str(remote), str(clone))
+    (clone / "NOTES.md").write_text("please wait for the quarter close\n")
+    git("add", "NOTES.md", cwd=clone)
+    git("-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "--quiet", "-m", "hold", cwd=clone)
+    git("push", "--quiet", "origin", "greenops/churn-predictor", cwd=clone)
+    human_tip = git("rev-parse", "greenops/churn-predictor", cwd=remote)
+
+    outcome = by_policy(reconcile(settings(remote, tmp_path, mlflow_uri), push=True))["churn-predictor"]
+    assert outcome.status == "stalled" and "Bob <bob@example.com>" in outcome.message
+    assert git("rev-parse", "greenops/churn-predictor", cwd=remote) == human_tip
+
+
+def test_rejected_push_is_transient_and_leaves_nothing_half_written(tmp_path: Path, mlflow_uri: str) -> None:
+    remote = make_remote(tmp_path, repo_files())
+    hook = remote / "hooks" / "pre-receive"
+    recording = hook.read_text()
+    hook.write_text("#!/bin/sh\necho 'quota exceeded' >&2\nexit 1\n")
+    outcome = by_policy(reconcile(settings(remote, tmp_path, mlflow_uri), push=True))["churn-predictor"]
+    assert outcome.status == "transient" and "quota exceeded" in outcome.message
+    assert "greenops/" not in git("branch", "--all", cwd=remote)
+    assert not (tmp_path / "state" / "merge-requests" / "churn-predictor.md").exists()
+    hook.write_text(recording)
+    retried = by_policy(reconcile(settings(remote, tmp_path, mlflow_uri), push=True))["churn-predictor"]
+    assert retried.proposal and retried.proposal.status == "created"
+
+
+def test_unreachable_repository_is_a_clear_user_error(tmp_path: Path, mlflow_uri: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no-such-repo.git"
+    code = main(["reconcile", "--repo", str(missing), "--state-dir", str(tmp_path / "state"),
+                 "--mlflow-uri", mlflow_uri])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"cannot clone or fetch {missing}" in out and "check the URL" in out
+    assert "Traceback" not in out
+
+
+def test_remote_without_push_options_says_how_to_enable_them(tmp_path: Path, mlflow_uri: str) -> None:
+    remote = make_remote(tmp_path, repo_files())
+    git("config", "receive.advertisePushOptions", "false", cwd=remote)
+    outcome = by_policy(reconcile(settings(remote, tmp_path, mlflow_uri), push=True))["churn-predictor"]
+    assert outcome.status == "stalled" and "receive.advertisePushOptions" in outcome.message
+
+
+def test_history_is_paged(mlflow_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    telemetry = MlflowTelemetry(mlflow_uri)
+    whole = telemetry.history("churn-predictor", "accuracy", "energy_kwh")
+    monkeypatch.setattr(mlflow_store, "PAGE_SIZE", 7)
+    paged = telemetry.history("churn-predictor", "accuracy", "energy_kwh")
+    assert len(whole.trainings) == 40 and paged == whole
+    assert all(t.energy_kwh and t.energy_kwh > 0 for t in whole.trainings)
+
+
+def test_cli_reconcile_reports_every_policy_and_exits_1_on_a_broken_one(
+        tmp_path: Path, mlflow_uri: str) -> None:
+    remote = make_remote(tmp_path, repo_files())
+    done = subprocess.run(["greenops", "reconcile", "--repo", str(remote), "--state-dir", str(tmp_path / "s"),
+                           "--mlflow-uri", mlflow_uri, "--output", "json", "--trials", "30"],
+                          capture_output=True, text=True, env={"PATH": str(Path(__import__("sys").executable).parent)
+                                                               + ":/usr/bin:/bin"})
+    assert done.returncode == 1, done.stderr
+    import json
+
+    report = {r["policy"]: r for r in json.loads(done.stdout)}
+    assert report["churn-predictor"]["proposal"] == "created"
+    assert report["policies/broken.yaml"]["status"] == "stalled"

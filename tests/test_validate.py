@@ -1,0 +1,95 @@
+"""`greenops validate`: golden valid/invalid files, output formats, exit codes, start-up weight."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.policy.validate import validate_paths
+
+from .conftest import PROJECT
+
+GOLDEN = PROJECT / "tests" / "golden"
+INVALID = sorted((GOLDEN / "invalid").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def _in_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(PROJECT)
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
+def test_invalid_file_matches_golden_output(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(path.relative_to(PROJECT))]) == 1
+    assert capsys.readouterr().out == path.with_suffix(".expected").read_text()
+
+
+def test_every_line_names_file_line_column_and_pointer(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["validate", "tests/golden/invalid"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) >= 15
+    for line in lines:
+        file, row, column, rest = line.split(":", 3)
+        assert file.endswith(".yaml") and int(row) > 0 and int(column) > 0
+        assert rest.startswith((" /", " (root): "))
+
+
+def test_examples_and_valid_goldens_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate"]) == 0
+    assert main(["validate", "tests/golden/valid"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_valid_policies_get_defaults() -> None:
+    result = validate_paths([GOLDEN / "valid" / "multi-document.yaml"])
+    ranker, spam = sorted(result.policies, key=lambda p: p.name)
+    assert ranker.namespace == "default" and ranker.slo_compliance == 0.95 and ranker.time_zone == "Etc/UTC"
+    assert ranker.allowed_hours == {22, 23, 0, 1, 2, 3, 12}
+    assert spam.mode == "observe" and spam.slo_window.total_seconds() == 12 * 3600
+
+
+def test_json_output_lists_every_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--output", "json", "tests/golden/invalid/schema-errors.yaml"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] is False and report["files"] == 1
+    pointers = {p["pointer"] for p in report["problems"]}
+    assert {"/metadata/name", "/spec/slo/target", "/spec/colour", "/spec/schedule/minInterval"} <= pointers
+    assert all({"file", "line", "column", "pointer", "message"} <= set(p) for p in report["problems"])
+
+
+def test_duplicate_names_across_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (PROJECT / "policies" / "fraud-detector.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yml").write_text(text)
+    assert main(["validate", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "b.yml:6:9: /metadata/name: duplicate policy name 'fraud-detector'" in out
+
+
+def test_missing_path_and_unreadable_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "latin1.yaml").write_bytes("name: caf\xe9".encode("latin-1"))
+    assert main(["validate", str(tmp_path / "nope.yaml"), str(tmp_path / "latin1.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert "nope.yaml:0:0: (root): no such file or folder" in out
+    assert "latin1.yaml:1:1: (root): not UTF-8 text" in out
+
+
+def test_validate_does_not_import_heavy_libraries() -> None:
+    code = ("import sys; from controller.cli import main; rc = main(['validate', 'policies']); "
+            "heavy = [m for m in ('mlflow', 'optuna', 'sklearn', 'git') if m in sys.modules]; "
+            "print(heavy); raise SystemExit(rc)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", "--output", "xml"])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "validate" in capsys.readouterr().out
