@@ -53,7 +53,7 @@ def _settings(args: argparse.Namespace) -> "Settings":
 
 
 def print_outcomes(outcomes: "Sequence[Outcome]", show_diff: bool) -> int:
-    """Human report of a pass; the exit code is 1 if any policy did not end ok."""
+    """Human report of a pass; exit 1 if a policy did not end ok, 3 if greenops hit a bug."""
     for outcome in outcomes:
         print(f"{outcome.policy}: {outcome.status}: {outcome.message}")
         if outcome.title and outcome.body:
@@ -62,6 +62,12 @@ def print_outcomes(outcomes: "Sequence[Outcome]", show_diff: bool) -> int:
             if show_diff and outcome.proposal and outcome.proposal.diff:
                 print(f"\n--- diff ---\n{outcome.proposal.diff}")
             print("--- end of merge request ---\n")
+    return exit_code(outcomes)
+
+
+def exit_code(outcomes: "Sequence[Outcome]") -> int:
+    if any(o.status == "error" for o in outcomes):
+        return EXIT_BUG
     return EXIT_OK if all(o.status == "ok" for o in outcomes) else EXIT_USER
 
 
@@ -79,7 +85,7 @@ def _run_pass(args: argparse.Namespace, push: bool) -> int:
     outcomes = reconcile(_settings(args), push=push)
     if args.output == "json":
         print(_outcomes_json(outcomes))
-        return EXIT_OK if all(o.status == "ok" for o in outcomes) else EXIT_USER
+        return exit_code(outcomes)
     return print_outcomes(outcomes, show_diff=not push)
 
 

@@ -40,7 +40,7 @@ class Settings:
 @dataclass(frozen=True)
 class Outcome:
     policy: str
-    status: str  # ok | stalled | transient
+    status: str  # ok | stalled | transient | error (a bug in greenops)
     message: str
     decision: Decision | None = None
     proposal: ProposalResult | None = None
@@ -105,5 +105,9 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
             outcomes.append(Outcome(policy.name, "stalled", f"{policy.source_file}:{policy.source_line}: {err}"))
         except TransientError as err:
             outcomes.append(Outcome(policy.name, "transient", f"{err} (will retry)"))
+        except Exception as err:  # a bug must not stop the other policies
+            log.exception("internal error", extra={"policy": policy.name})
+            outcomes.append(Outcome(policy.name, "error", f"internal error: {type(err).__name__}: {err}; "
+                                    "please report it (the log has the traceback)"))
     return outcomes
 

@@ -26,7 +26,7 @@ BROKEN = "apiVersion: greenops.dev/v1alpha1\nkind: RetrainingPolicy\nmetadata: {
 def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Real training and evaluation of two models over 40 simulated days, logged to MLflow."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    telemetry = MlflowTelemetry(uri)
+    telemetry = MlflowTelemetry(uri, create=True)
     policies = {p.name: p for p in validate_paths([PROJECT / "policies"], relative_to=PROJECT).policies}
     small = {"train_rows": 1000}
     generate(policies["churn-predictor"], DemoModel(DriftScenario(0.004, 0.08), 2.7e7, **small),
@@ -181,3 +181,11 @@ def test_cli_reconcile_reports_every_policy_and_exits_1_on_a_broken_one(
     report = {r["policy"]: r for r in json.loads(done.stdout)}
     assert report["churn-predictor"]["proposal"] == "created"
     assert report["policies/broken.yaml"]["status"] == "stalled"
+
+
+def test_missing_sqlite_store_is_reported_not_created(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, repo_files())
+    store = tmp_path / "nowhere" / "mlflow.db"
+    outcome = by_policy(reconcile(settings(remote, tmp_path, f"sqlite:///{store}"), push=True))["churn-predictor"]
+    assert outcome.status == "stalled" and f"MLflow store {store} does not exist" in outcome.message
+    assert not store.parent.exists()

@@ -53,7 +53,7 @@ def _generate_telemetry(database: Path, marker: Path, policies: tuple[Policy, ..
 
     partial = database.with_suffix(".partial.db")
     partial.unlink(missing_ok=True)
-    telemetry = MlflowTelemetry(f"sqlite:///{partial.resolve()}")
+    telemetry = MlflowTelemetry(f"sqlite:///{partial.resolve()}", create=True)
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = end - timedelta(days=SIMULATED_DAYS)
     summary = {}

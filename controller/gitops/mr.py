@@ -1,6 +1,7 @@
 """Merge request title and body: the evidence a reviewer needs, in Markdown."""
 
 import json
+import math
 from dataclasses import asdict
 
 from controller.decision import Decision, Forecast
@@ -77,5 +78,10 @@ def body(policy: Policy, decision: Decision) -> str:
     return "\n".join(lines)
 
 
+def _finite(forecast: Forecast) -> dict[str, object]:
+    """JSON has no NaN/inf: unknown figures become null."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(forecast).items()}
+
+
 def machine_block(decision: Decision) -> dict[str, object]:
-    return {"policy": decision.policy, "current": asdict(decision.current), "proposed": asdict(decision.proposed)}
+    return {"policy": decision.policy, "current": _finite(decision.current), "proposed": _finite(decision.proposed)}

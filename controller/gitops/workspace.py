@@ -37,6 +37,11 @@ def _redact(url: str, text: str) -> str:
     return text
 
 
+def _last_line(err: git.GitCommandError) -> str:
+    text = str(err.stderr or err).strip()
+    return text.splitlines()[-1] if text else "git failed"
+
+
 def push_option_text(text: str) -> str:
     """GitLab turns a literal backslash-n into a newline; push options cannot hold real ones."""
     encoded = text.replace("\r", "").replace("\n", "\\n")
@@ -65,8 +70,7 @@ class Workspace:
                 shutil.rmtree(path, ignore_errors=True)
                 repo = git.Repo.clone_from(url, path)
         except git.GitCommandError as err:
-            shutil.rmtree(path, ignore_errors=True) if not (path / ".git").is_dir() else None
-            detail = _redact(url, (err.stderr or str(err)).strip().splitlines()[-1] if err.stderr else str(err))
+            detail = _redact(url, _last_line(err))
             raise StalledError(f"cannot clone or fetch {_redact(url, url)}: {detail}; check the URL "
                                "and the credentials") from err
         branch = target or cls._default_branch(repo)

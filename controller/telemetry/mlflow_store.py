@@ -15,10 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from controller.errors import TransientError
+from controller.errors import StalledError, TransientError
 from controller.telemetry.history import Evaluation, History, TrainingRun
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# Bounded waits for a down server (MLflow's defaults retry for minutes); users may override both.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -44,12 +47,29 @@ def _moment(millis: int) -> datetime:
     return datetime.fromtimestamp(millis / 1000, tz=UTC)
 
 
+SQLITE_PREFIX = "sqlite:///"
+
+
 class MlflowTelemetry:
     """Reads a policy's history from an MLflow tracking store, paging through large ones."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, create: bool = False) -> None:
+        """``create`` allows a missing sqlite store to be created (for writers such as the demo)."""
         self.tracking_uri = tracking_uri
-        self._client = MlflowClient(tracking_uri=tracking_uri)
+        self._create = create
+        self._cached_client: MlflowClient | None = None
+
+    @property
+    def _client(self) -> MlflowClient:
+        """Built on first use: MLflow creates a missing sqlite file (and folders) as soon as it connects."""
+        if self._cached_client is None:
+            if self.tracking_uri.startswith(SQLITE_PREFIX) and not self._create:
+                path = Path(self.tracking_uri.removeprefix(SQLITE_PREFIX))
+                if not path.is_file():
+                    raise StalledError(f"MLflow store {path} does not exist; pass --mlflow-uri or set "
+                                       "MLFLOW_TRACKING_URI to where the model's runs are logged")
+            self._cached_client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._cached_client
 
     def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
         try:
