@@ -13,7 +13,7 @@ from controller.costmodel import fit_cost_model
 from controller.decision import Decision
 from controller.errors import StalledError, TransientError
 from controller.gitops import mr
-from controller.gitops.workspace import ProposalResult, Workspace
+from controller.gitops.workspace import ProposalResult, Workspace, redact
 from controller.optimize.decide import decide
 from controller.policy.model import Policy
 from controller.policy.problems import Problem
@@ -60,7 +60,7 @@ def _reconcile_policy(policy: Policy, settings: Settings, workspace: Workspace, 
     proposal = workspace.propose(f"greenops/{policy.name}", files, title, body, push)
     if proposal.status in ("created", "updated"):
         record = {"policy": policy.name, "branch": proposal.branch, "target": workspace.target,
-                  "commit": proposal.commit, "title": title, "repository": settings.repo_url}
+                  "commit": proposal.commit, "title": title, "repository": redact(settings.repo_url, settings.repo_url)}
         save_merge_request(settings.state_dir, policy.name, record,
                            f"# {title}\n\n{body}\n\n```diff\n{proposal.diff}\n```\n")
     return Outcome(policy.name, "ok", _summary(proposal), decision, proposal, title, body)
@@ -91,7 +91,7 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
         workspace = Workspace.open(settings.repo_url, settings.state_dir, settings.target_branch)
     except (StalledError, TransientError) as err:
         status = "stalled" if isinstance(err, StalledError) else "transient"
-        return [Outcome(settings.repo_url, status, str(err))]
+        return [Outcome(redact(settings.repo_url, settings.repo_url), status, str(err))]
     result = validate_paths([workspace.root / settings.policies_dir], relative_to=workspace.root)
     outcomes = list(_problem_outcomes(result.problems))
     telemetry = MlflowTelemetry(settings.mlflow_uri)

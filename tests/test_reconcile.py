@@ -189,3 +189,34 @@ def test_missing_sqlite_store_is_reported_not_created(tmp_path: Path) -> None:
     outcome = by_policy(reconcile(settings(remote, tmp_path, f"sqlite:///{store}"), push=True))["churn-predictor"]
     assert outcome.status == "stalled" and f"MLflow store {store} does not exist" in outcome.message
     assert not store.parent.exists()
+
+
+def test_a_bug_in_one_policy_does_not_stop_the_others(tmp_path: Path, mlflow_uri: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import controller.reconcile as reconcile_module
+
+    real_decide = reconcile_module.decide
+
+    def flaky_decide(policy, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if policy.name == "fraud-detector":
+            raise ZeroDivisionError("simulated bug")
+        return real_decide(policy, *args, **kwargs)
+
+    monkeypatch.setattr(reconcile_module, "decide", flaky_decide)
+    remote = make_remote(tmp_path, repo_files())
+    outcomes = reconcile(settings(remote, tmp_path, mlflow_uri), push=True)
+    found = by_policy(outcomes)
+    assert found["fraud-detector"].status == "error" and "simulated bug" in found["fraud-detector"].message
+    assert found["churn-predictor"].status == "ok"
+    from controller.cli import exit_code
+
+    assert exit_code(outcomes) == 3
+
+
+def test_credentials_in_the_repository_url_are_never_printed(tmp_path: Path, mlflow_uri: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    url = "http://bot:s3cr3t-token@127.0.0.1:9/gitops.git"  # loopback, closed port: fails at once
+    assert main(["plan", "--repo", url, "--state-dir", str(tmp_path / "state"), "--mlflow-uri", mlflow_uri]) == 1
+    captured = capsys.readouterr()
+    assert "s3cr3t-token" not in captured.out + captured.err
+    assert "cannot clone or fetch http://***@127.0.0.1:9/gitops.git" in captured.out

@@ -28,8 +28,8 @@ class ProposalResult:
     commit: str | None
 
 
-def _redact(url: str, text: str) -> str:
-    """Never echo credentials embedded in a remote URL."""
+def redact(url: str, text: str) -> str:
+    """``text`` without the credentials embedded in ``url``: they never reach logs or messages."""
     if "@" in url and "://" in url:
         _scheme, rest = url.split("://", 1)
         userinfo = rest.split("@", 1)[0]
@@ -37,9 +37,10 @@ def _redact(url: str, text: str) -> str:
     return text
 
 
-def _last_line(err: git.GitCommandError) -> str:
-    text = str(err.stderr or err).strip()
-    return text.splitlines()[-1] if text else "git failed"
+def _git_lines(err: git.GitCommandError) -> list[str]:
+    """Git's own message lines (GitPython wraps stderr as ``stderr: '...'``)."""
+    lines = [line.strip().removeprefix("stderr:").strip(" '") for line in str(err.stderr or err).splitlines()]
+    return [line for line in lines if line and not line.startswith("Cloning into")] or ["git failed"]
 
 
 def push_option_text(text: str) -> str:
@@ -70,8 +71,8 @@ class Workspace:
                 shutil.rmtree(path, ignore_errors=True)
                 repo = git.Repo.clone_from(url, path)
         except git.GitCommandError as err:
-            detail = _redact(url, _last_line(err))
-            raise StalledError(f"cannot clone or fetch {_redact(url, url)}: {detail}; check the URL "
+            detail = redact(url, _git_lines(err)[-1])
+            raise StalledError(f"cannot clone or fetch {redact(url, url)}: {detail}; check the URL "
                                "and the credentials") from err
         branch = target or cls._default_branch(repo)
         workspace = cls(url, repo, branch)
@@ -94,7 +95,7 @@ class Workspace:
     def checkout_target(self) -> None:
         base = self._ref(self.target)
         if base is None:
-            raise StalledError(f"{_redact(self.url, self.url)} has no branch {self.target!r}; pass --target-branch")
+            raise StalledError(f"{redact(self.url, self.url)} has no branch {self.target!r}; pass --target-branch")
         self.repo.git.checkout("--force", "--detach", base)
         self.repo.git.clean("-fdx")
 
@@ -160,12 +161,12 @@ class Workspace:
         try:
             self.repo.git.push(*args, "origin", f"{sha}:refs/heads/{branch}")
         except git.GitCommandError as err:
-            message = _redact(self.url, str(err.stderr or err).strip())
+            message = redact(self.url, "; ".join(_git_lines(err)))
             if "push options" in message or "push-options" in message:
                 raise StalledError(
-                    f"{_redact(self.url, self.url)} does not accept push options; GitLab does, and a plain "
+                    f"{redact(self.url, self.url)} does not accept push options; GitLab does, and a plain "
                     "git remote needs `git config receive.advertisePushOptions true`") from err
-            raise TransientError(f"push of {branch} to {_redact(self.url, self.url)} failed: {message}; "
+            raise TransientError(f"push of {branch} to {redact(self.url, self.url)} failed: {message}; "
                                  "nothing was changed, the next pass retries") from err
         self.repo.remotes.origin.fetch(f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
 
