@@ -54,7 +54,11 @@ def _reconcile_policy(policy: Policy, settings: Settings, workspace: Workspace, 
     model = fit_cost_model(history, policy.slo_target, policy.slo_window, settings.seed)
     decision = decide(policy, history, model, settings.seed, settings.trials)
     if not decision.propose:
-        return Outcome(policy.name, "ok", f"no change proposed: {decision.reason}", decision)
+        current = decision.current
+        figures = (f"today: {current.retrains_per_month:.0f} retrains/month, predicted SLO compliance "
+                   f"{current.compliance_lower:.1%} (lower bound), {current.energy_kwh_per_period:.1f} kWh per period")
+        note = f"; {decision.budget_note}" if decision.budget_note else ""
+        return Outcome(policy.name, "ok", f"no change proposed: {decision.reason} ({figures}){note}", decision)
     title, body = mr.title(policy, decision), mr.body(policy, decision)
     files = render_changes(policy, decision.proposed.schedule, workspace.generated_files(GENERATED_DIR))
     proposal = workspace.propose(f"greenops/{policy.name}", files, title, body, push)

@@ -1,6 +1,7 @@
 """One reconcile pass against a real bare git remote and a real MLflow store (sqlite)."""
 
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -8,8 +9,8 @@ import pytest
 import yaml
 
 from controller.cli import main
-from controller.demo.history import DemoModel, generate
-from controller.demo.stream import DriftScenario
+from controller.demo.history import generate
+from controller.demo.run import SCENARIOS
 from controller.policy.validate import validate_paths
 from controller.reconcile import Outcome, Settings, reconcile
 from controller.telemetry import mlflow_store
@@ -28,11 +29,9 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     telemetry = MlflowTelemetry(uri, create=True)
     policies = {p.name: p for p in validate_paths([PROJECT / "policies"], relative_to=PROJECT).policies}
-    small = {"train_rows": 1000}
-    generate(policies["churn-predictor"], DemoModel(DriftScenario(0.004, 0.08), 2.7e7, **small),
-             telemetry, END - timedelta(days=40), END, seed=1)
-    generate(policies["fraud-detector"], DemoModel(DriftScenario(0.05, 0.04), 3e7, **small),
-             telemetry, END - timedelta(days=40), END, seed=2)
+    for seed, name in enumerate(("churn-predictor", "fraud-detector")):
+        spec = replace(SCENARIOS[name], train_rows=1000)
+        generate(policies[name], spec, telemetry, END - timedelta(days=40), END, seed=seed)
     return uri
 
 

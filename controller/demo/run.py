@@ -24,7 +24,7 @@ from controller.state import write_atomic
 
 SIMULATED_DAYS = 75
 SCENARIOS = {
-    "fraud-detector": DemoModel(DriftScenario(drift_rad_per_day=0.05, label_noise=0.04), job_scale=3.0e7),
+    "fraud-detector": DemoModel(DriftScenario(drift_rad_per_day=0.06, label_noise=0.04), job_scale=3.0e7),
     "churn-predictor": DemoModel(DriftScenario(drift_rad_per_day=0.004, label_noise=0.08), job_scale=2.7e7),
     "demand-forecaster": DemoModel(DriftScenario(drift_rad_per_day=0.02, label_noise=0.10), job_scale=1.1e7),
 }
