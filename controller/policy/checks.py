@@ -3,13 +3,15 @@
 Every problem is collected (check-jsonschema style) so one run shows all of them.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from functools import cache
 from typing import Any
 
 import jsonschema
 
 from controller import schedule
-from controller.policy.durations import DurationError, is_duration_syntax, parse_duration
+from controller.policy.durations import is_duration_syntax, parse_duration
 from controller.policy.schema import policy_schema
 from controller.policy.source import Document, Position, escape_pointer_token
 
@@ -19,15 +21,11 @@ _HINTED_VALIDATORS = {"type", "enum", "const", "oneOf", "minimum", "maximum",
                       "exclusiveMinimum", "maxLength", "minLength"}
 
 
-def _validator() -> jsonschema.protocols.Validator:
-    global _VALIDATOR
-    if _VALIDATOR is None:
-        cls = jsonschema.validators.validator_for(policy_schema())
-        _VALIDATOR = cls(policy_schema())
-    return _VALIDATOR
-
-
-_VALIDATOR: Any = None
+@cache
+def _validator() -> Any:
+    """The validator class the schema's ``$schema`` names (2020-12), built once per process."""
+    schema = policy_schema()
+    return jsonschema.validators.validator_for(schema)(schema)
 
 
 def pointer_of(path: Any) -> str:
@@ -62,34 +60,36 @@ def _get(data: Any, *keys: str) -> Any:
     return data
 
 
+def _well_formed_duration(text: str) -> timedelta | None:
+    """Malformed durations are already schema (pattern) errors; only check well-formed ones."""
+    return parse_duration(text) if is_duration_syntax(text) else None
+
+
+_FIELD_PARSERS: dict[tuple[str, ...], Callable[[str], object]] = {
+    ("spec", "slo", "window"): _well_formed_duration,
+    ("spec", "budget", "period"): _well_formed_duration,
+    ("spec", "schedule", "minInterval"): _well_formed_duration,
+    ("spec", "schedule", "maxInterval"): _well_formed_duration,
+    ("spec", "schedule", "current"): schedule.normalise,
+    ("spec", "schedule", "timeZone"): schedule.zone,
+}
+
+
 def semantic_findings(data: Any) -> Iterator[Finding]:
-    """Durations, cron strings, time zone and interval bounds."""
-    durations: dict[str, Any] = {}
-    for keys in (("spec", "slo", "window"), ("spec", "budget", "period"),
-                 ("spec", "schedule", "minInterval"), ("spec", "schedule", "maxInterval")):
+    """Durations, cron strings, time zone and interval bounds (each parser raises a ValueError)."""
+    parsed: dict[str, object] = {}
+    for keys, parse in _FIELD_PARSERS.items():
         text = _get(data, *keys)
-        if isinstance(text, str) and is_duration_syntax(text):  # malformed ones are schema errors
+        if isinstance(text, str):
             try:
-                durations[keys[-1]] = parse_duration(text)
-            except DurationError as err:
+                parsed[keys[-1]] = parse(text)
+            except ValueError as err:
                 yield "/" + "/".join(keys), str(err), "value"
-    low, high = durations.get("minInterval"), durations.get("maxInterval")
-    if low and high and low > high:
+    low, high = parsed.get("minInterval"), parsed.get("maxInterval")
+    if isinstance(low, timedelta) and isinstance(high, timedelta) and low > high:
         yield ("/spec/schedule/minInterval",
                f"minInterval ({_get(data, 'spec', 'schedule', 'minInterval')}) is longer than maxInterval "
                f"({_get(data, 'spec', 'schedule', 'maxInterval')}); swap them or widen maxInterval", "value")
-    current = _get(data, "spec", "schedule", "current")
-    if isinstance(current, str):
-        try:
-            schedule.normalise(current)
-        except schedule.CronError as err:
-            yield "/spec/schedule/current", str(err), "value"
-    tz = _get(data, "spec", "schedule", "timeZone")
-    if isinstance(tz, str):
-        try:
-            schedule.zone(tz)
-        except schedule.CronError as err:
-            yield "/spec/schedule/timeZone", str(err), "value"
 
 
 def document_findings(document: Document) -> Iterator[tuple[str, str, Position]]:
