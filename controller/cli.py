@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,7 +50,9 @@ def _settings(args: argparse.Namespace) -> "Settings":
     return Settings(repo_url=args.repo, state_dir=args.state_dir,
                     mlflow_uri=args.mlflow_uri or default_tracking_uri(args.state_dir),
                     target_branch=args.target_branch, policies_dir=args.policies_dir,
-                    seed=args.seed, trials=args.trials, only=tuple(args.policy or ()))
+                    seed=args.seed, trials=args.trials, only=tuple(args.policy or ()),
+                    prometheus_url=args.prometheus_url or os.environ.get("PROMETHEUS_URL") or None,
+                    now=args.as_of)
 
 
 def print_outcomes(outcomes: "Sequence[Outcome]", show_diff: bool) -> int:
@@ -111,7 +114,20 @@ def _add_pass_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
                         "else sqlite:///<state-dir>/mlflow.db)")
     parser.add_argument("--policy", action="append", metavar="NAME", help="only this policy (repeatable)")
+    parser.add_argument("--prometheus-url", help="Prometheus for policies that read telemetry from it (default: "
+                        "$PROMETHEUS_URL; auth: PROMETHEUS_BEARER_TOKEN or PROMETHEUS_USERNAME/PASSWORD)")
     parser.add_argument("--output", choices=("text", "json"), default="text", help="report format")
+    parser.add_argument("--as-of", type=_timestamp, metavar="ISO-8601",
+                        help="decide as of this moment instead of now (reproduce an earlier decision)")
+
+
+def _timestamp(text: str) -> datetime:
+    """An ISO-8601 moment; without a zone it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time such as 2026-03-01T00:00Z") from err
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _add_tuning_options(parser: argparse.ArgumentParser) -> None:

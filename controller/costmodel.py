@@ -41,6 +41,8 @@ class CostModel:
     evaluations: int
     trainings: int
     cv_mae: float
+    carbon_intensity_g_per_kwh: float
+    energy_estimated: bool
 
     def at(self, curve: np.ndarray, ages_days: np.ndarray) -> np.ndarray:
         """Interpolate ``curve`` at ``ages_days``; unknown ages (beyond the data) give NaN."""
@@ -116,7 +118,8 @@ def _energy(history: History) -> tuple[float, int]:
     return float(np.mean(values)), len(values)
 
 
-def fit_cost_model(history: History, target: float, window: timedelta, seed: int) -> CostModel:
+def fit_cost_model(history: History, target: float, window: timedelta, seed: int,
+                   default_carbon_intensity: float) -> CostModel:
     """Fit the curves; stall with a clear reason when the history is too thin to trust."""
     if not history.trainings:
         raise StalledError(
@@ -144,4 +147,7 @@ def fit_cost_model(history: History, target: float, window: timedelta, seed: int
         evaluations=len(ages),
         trainings=len(history.trainings),
         cv_mae=_cv_mae(ages, qualities, seed),
+        carbon_intensity_g_per_kwh=(history.carbon_intensity_g_per_kwh
+                                    if history.carbon_intensity_g_per_kwh is not None else default_carbon_intensity),
+        energy_estimated=history.energy_estimated,
     )

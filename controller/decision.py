@@ -35,6 +35,8 @@ class Evidence:
     trials: int
     seed: int
     horizon_days: int
+    carbon_intensity_g_per_kwh: float
+    energy_estimated: bool
 
 
 @dataclass(frozen=True)

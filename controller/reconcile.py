@@ -7,6 +7,7 @@ stops the others.
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.costmodel import fit_cost_model
@@ -20,7 +21,9 @@ from controller.policy.problems import Problem
 from controller.policy.validate import validate_paths
 from controller.render import GENERATED_DIR, render_changes
 from controller.state import save_merge_request
+from controller.telemetry.assemble import Sources, load_history
 from controller.telemetry.mlflow_store import MlflowTelemetry
+from controller.telemetry.prometheus_source import PrometheusTelemetry
 
 log = logging.getLogger("greenops.reconcile")
 
@@ -35,6 +38,8 @@ class Settings:
     seed: int = 42
     trials: int = 80
     only: tuple[str, ...] = ()
+    prometheus_url: str | None = None
+    now: datetime | None = None  # None: the wall clock; the demo passes its simulated "now"
 
 
 @dataclass(frozen=True)
@@ -48,10 +53,11 @@ class Outcome:
     body: str | None = None
 
 
-def _reconcile_policy(policy: Policy, settings: Settings, workspace: Workspace, telemetry: MlflowTelemetry,
+def _reconcile_policy(policy: Policy, settings: Settings, workspace: Workspace, sources: Sources, now: datetime,
                       push: bool) -> Outcome:
-    history = telemetry.history(policy.name, policy.slo_metric, policy.energy_metric)
-    model = fit_cost_model(history, policy.slo_target, policy.slo_window, settings.seed)
+    history = load_history(policy, sources, now)
+    model = fit_cost_model(history, policy.slo_target, policy.slo_window, settings.seed,
+                           policy.telemetry.carbon_constant)
     decision = decide(policy, history, model, settings.seed, settings.trials)
     if not decision.propose:
         current = decision.current
@@ -89,6 +95,11 @@ def _problem_outcomes(problems: tuple[Problem, ...]) -> Iterator[Outcome]:
         yield Outcome(file, "stalled", f"invalid policy file; fix it and push:\n{details}")
 
 
+def sources_for(settings: Settings) -> Sources:
+    prometheus = PrometheusTelemetry(settings.prometheus_url) if settings.prometheus_url else None
+    return Sources(MlflowTelemetry(settings.mlflow_uri), prometheus)
+
+
 def reconcile(settings: Settings, push: bool) -> list[Outcome]:
     """Run one pass over every policy in the repository (``push=False`` for ``greenops plan``)."""
     try:
@@ -98,13 +109,14 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
         return [Outcome(redact(settings.repo_url, settings.repo_url), status, str(err))]
     result = validate_paths([workspace.root / settings.policies_dir], relative_to=workspace.root)
     outcomes = list(_problem_outcomes(result.problems))
-    telemetry = MlflowTelemetry(settings.mlflow_uri)
+    sources = sources_for(settings)
+    now = settings.now or datetime.now(UTC)
     for policy in sorted(result.policies, key=lambda p: p.name):
         if settings.only and policy.name not in settings.only:
             continue
         log.info("reconciling", extra={"policy": policy.name})
         try:
-            outcomes.append(_reconcile_policy(policy, settings, workspace, telemetry, push))
+            outcomes.append(_reconcile_policy(policy, settings, workspace, sources, now, push))
         except StalledError as err:
             outcomes.append(Outcome(policy.name, "stalled", f"{policy.source_file}:{policy.source_line}: {err}"))
         except TransientError as err:

@@ -48,7 +48,7 @@ def make_history(decay_per_day: float, days: int = 60, energy: float = 1.0, shad
 
 
 def run(policy: Policy, history: History, seed: int = 7) -> Any:
-    model = fit_cost_model(history, policy.slo_target, policy.slo_window, seed)
+    model = fit_cost_model(history, policy.slo_target, policy.slo_window, seed, 250.0)
     return decide(policy, history, model, seed=seed, trials=60)
 
 
@@ -108,10 +108,10 @@ def test_hysteresis_and_observe_mode() -> None:
 def test_too_little_history_stalls_with_what_to_do() -> None:
     history = make_history(0.002, days=2)
     with pytest.raises(StalledError, match="too little history"):
-        fit_cost_model(history, 0.9, timedelta(days=1), 0)
+        fit_cost_model(history, 0.9, timedelta(days=1), 0, 250.0)
     empty = History("fraud-detector", "synthetic", (), ())
     with pytest.raises(StalledError, match=r"no finished training runs tagged greenops\.policy=fraud-detector"):
-        fit_cost_model(empty, 0.9, timedelta(days=1), 0)
+        fit_cost_model(empty, 0.9, timedelta(days=1), 0, 250.0)
 
 
 def test_missing_energy_stalls() -> None:
@@ -119,4 +119,4 @@ def test_missing_energy_stalls() -> None:
     no_energy = tuple(TrainingRun(t.version, t.finished_at, t.duration_s, None, None) for t in history.trainings)
     with pytest.raises(StalledError, match="energy"):
         fit_cost_model(History(history.policy, "synthetic", no_energy, history.evaluations), 0.9,
-                       timedelta(days=1), 0)
+                       timedelta(days=1), 0, 250.0)

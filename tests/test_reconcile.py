@@ -46,7 +46,7 @@ def repo_files() -> dict[str, str]:
 
 
 def settings(remote: Path, tmp_path: Path, mlflow_uri: str) -> Settings:
-    return Settings(repo_url=str(remote), state_dir=tmp_path / "state", mlflow_uri=mlflow_uri, trials=40)
+    return Settings(repo_url=str(remote), state_dir=tmp_path / "state", mlflow_uri=mlflow_uri, trials=40, now=END)
 
 
 def by_policy(outcomes: list[Outcome]) -> dict[str, Outcome]:
@@ -100,7 +100,7 @@ def test_plan_shows_the_diff_and_pushes_nothing(tmp_path: Path, mlflow_uri: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     remote = make_remote(tmp_path, repo_files())
     code = main(["plan", "--repo", str(remote), "--state-dir", str(tmp_path / "state"), "--mlflow-uri",
-                 mlflow_uri, "--trials", "40", "--policy", "churn-predictor"])
+                 mlflow_uri, "--trials", "40", "--policy", "churn-predictor", "--as-of", END.isoformat()])
     out = capsys.readouterr().out
     assert code == 1  # the repository's broken policy file is reported even when planning one policy
     assert "policies/broken.yaml: stalled" in out
@@ -161,6 +161,8 @@ def test_remote_without_push_options_says_how_to_enable_them(tmp_path: Path, mlf
 def test_history_is_paged(mlflow_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     telemetry = MlflowTelemetry(mlflow_uri)
     whole = telemetry.history("churn-predictor", "accuracy", "energy_kwh")
+    assert telemetry.trainings("churn-predictor", "accuracy", "energy_kwh", since=END - timedelta(days=10)) == tuple(
+        t for t in whole.trainings if t.finished_at >= END - timedelta(days=10, minutes=-5))
     monkeypatch.setattr(mlflow_store, "PAGE_SIZE", 7)
     paged = telemetry.history("churn-predictor", "accuracy", "energy_kwh")
     assert len(whole.trainings) == 40 and paged == whole
@@ -171,7 +173,8 @@ def test_cli_reconcile_reports_every_policy_and_exits_1_on_a_broken_one(
         tmp_path: Path, mlflow_uri: str) -> None:
     remote = make_remote(tmp_path, repo_files())
     done = subprocess.run(["greenops", "reconcile", "--repo", str(remote), "--state-dir", str(tmp_path / "s"),
-                           "--mlflow-uri", mlflow_uri, "--output", "json", "--trials", "30"],
+                           "--mlflow-uri", mlflow_uri, "--output", "json", "--trials", "30",
+                           "--as-of", END.isoformat()],
                           capture_output=True, text=True, env={"PATH": str(Path(__import__("sys").executable).parent)
                                                                + ":/usr/bin:/bin"})
     assert done.returncode == 1, done.stderr

@@ -89,8 +89,9 @@ def run_demo(policy_dir: Path, state_root: Path, seed: int, trials: int) -> int:
         _generate_telemetry(database, marker, result.policies, seed)
     else:
         _say(f"reusing demo telemetry in {database} (delete {demo} to regenerate)")
+    simulated_now = datetime.fromisoformat(json.loads(marker.read_text())["end"])
     settings = Settings(repo_url=str(remote.resolve()), state_dir=demo / "state",
-                        mlflow_uri=f"sqlite:///{database.resolve()}", seed=seed, trials=trials)
+                        mlflow_uri=f"sqlite:///{database.resolve()}", seed=seed, trials=trials, now=simulated_now)
     code = print_outcomes(reconcile(settings, push=True), show_diff=False)
     _say(f"\nmerge requests are kept in {settings.state_dir / 'merge-requests'}; the branches are in "
          f"{remote}: git --git-dir {remote} log --oneline --all")

@@ -22,8 +22,9 @@ def _row(label: str, current: str, proposed: str) -> str:
     return f"| {label} | {current} | {proposed} |"
 
 
-def _table(policy: Policy, current: Forecast, proposed: Forecast) -> list[str]:
+def _table(policy: Policy, current: Forecast, proposed: Forecast, estimated: bool) -> list[str]:
     period = format_duration(policy.budget_period)
+    estimate = " (estimated from CPU/memory usage)" if estimated else ""
     figures = [
         ("Schedule", f"`{current.schedule}`", f"`{proposed.schedule}`"),
         ("In words", describe(current.schedule), describe(proposed.schedule)),
@@ -33,9 +34,9 @@ def _table(policy: Policy, current: Forecast, proposed: Forecast) -> list[str]:
         (f"SLO compliance (>= {policy.slo_target:g}; need {policy.slo_compliance:.0%})",
          f"{current.compliance:.1%} (lower bound {current.compliance_lower:.1%})",
          f"{proposed.compliance:.1%} (lower bound {proposed.compliance_lower:.1%})"),
-        (f"Energy per {period} (budget {policy.energy_budget_kwh:g} kWh)",
+        (f"Energy per {period}{estimate} (budget {policy.energy_budget_kwh:g} kWh)",
          f"{current.energy_kwh_per_period:.1f} kWh", f"{proposed.energy_kwh_per_period:.1f} kWh"),
-        (f"Carbon per {period}", f"{current.carbon_kg_per_period:.2f} kgCO2e",
+        (f"Carbon per {period}{estimate}", f"{current.carbon_kg_per_period:.2f} kgCO2e",
          f"{proposed.carbon_kg_per_period:.2f} kgCO2e"),
     ]
     return ["| | Current | Proposed |", "|---|---|---|", *(_row(*f) for f in figures)]
@@ -48,7 +49,7 @@ def body(policy: Policy, decision: Decision) -> str:
         f"greenops proposes a new retraining schedule for **{policy.name}** "
         f"(model `{policy.mlflow_model}`, policy `{policy.source_file}`).",
         "",
-        *_table(policy, decision.current, decision.proposed),
+        *_table(policy, decision.current, decision.proposed, decision.evidence.energy_estimated),
         "",
         f"**Why:** {decision.reason}.",
     ]
@@ -60,6 +61,9 @@ def body(policy: Policy, decision: Decision) -> str:
         f"- Telemetry: {e.source}, samples from {e.first_sample} to {e.last_sample}.",
         f"- {e.trainings} training runs (mean {e.energy_per_retrain_kwh:.3f} kWh per retrain); "
         f"{e.evaluations} production evaluations covering model ages up to {e.max_age_days:.1f} days.",
+        f"- Carbon intensity {e.carbon_intensity_g_per_kwh:.0f} gCO2e/kWh"
+        + (". Energy is an **estimate** from CPU and memory usage (Cloud Carbon Footprint coefficients), not a "
+           "measurement." if e.energy_estimated else "."),
         f"- Quality-vs-age model (isotonic regression): cross-validated MAE {e.cv_mae:.4f}.",
         f"- Optuna: {e.trials} trials (TPE, seed {e.seed}) over cron cadences within "
         f"minInterval {format_duration(policy.min_interval)} / maxInterval {format_duration(policy.max_interval)}; "

@@ -66,5 +66,7 @@ def decide(policy: Policy, history: History, model: CostModel, seed: int, trials
         trials=result.trials,
         seed=seed,
         horizon_days=horizon.days,
+        carbon_intensity_g_per_kwh=model.carbon_intensity_g_per_kwh,
+        energy_estimated=model.energy_estimated,
     )
     return Decision(policy.name, current, result.best, propose, reason, result.budget_note, evidence)

@@ -72,7 +72,35 @@ _FIELD_PARSERS: dict[tuple[str, ...], Callable[[str], object]] = {
     ("spec", "schedule", "maxInterval"): _well_formed_duration,
     ("spec", "schedule", "current"): schedule.normalise,
     ("spec", "schedule", "timeZone"): schedule.zone,
+    ("spec", "telemetry", "lookback"): _well_formed_duration,
+    ("spec", "telemetry", "maxStaleness"): _well_formed_duration,
 }
+
+
+_FIELD_SOURCES = {  # telemetry signal -> field -> the only source it applies to
+    "accuracy": {"query": "prometheus", "versionLabel": "prometheus"},
+    "energy": {"metric": "mlflow", "preset": "prometheus", "selector": "prometheus", "jobLabel": "prometheus",
+               "unit": "prometheus", "podPrefix": "prometheus", "projectName": "prometheus"},
+    "carbonIntensity": {"gCO2ePerKWh": "constant", "zone": "prometheus", "query": "prometheus"},
+}
+
+
+def telemetry_findings(data: Any) -> Iterator[Finding]:
+    """Fields that do not apply to the chosen source, and a carbon gauge with nothing to select it by."""
+    for signal, fields in _FIELD_SOURCES.items():
+        settings = _get(data, "spec", "telemetry", signal)
+        if not isinstance(settings, dict) or not isinstance(settings.get("source"), str):
+            continue
+        for field, source in fields.items():
+            if field in settings and settings["source"] != source:
+                yield (f"/spec/telemetry/{signal}/{field}",
+                       f"{field} only applies when source is {source} (here: {settings['source']}); remove it "
+                       f"or set source: {source}", "key")
+    carbon = _get(data, "spec", "telemetry", "carbonIntensity")
+    if isinstance(carbon, dict) and carbon.get("source") == "prometheus" and not {"zone", "query"} & set(carbon):
+        yield ("/spec/telemetry/carbonIntensity/source",
+               "a prometheus carbon intensity needs zone (for the default gauge "
+               "grid_carbon_intensity_gco2_per_kwh{zone}) or query", "value")
 
 
 def semantic_findings(data: Any) -> Iterator[Finding]:
@@ -90,6 +118,7 @@ def semantic_findings(data: Any) -> Iterator[Finding]:
         yield ("/spec/schedule/minInterval",
                f"minInterval ({_get(data, 'spec', 'schedule', 'minInterval')}) is longer than maxInterval "
                f"({_get(data, 'spec', 'schedule', 'maxInterval')}); swap them or widen maxInterval", "value")
+    yield from telemetry_findings(data)
 
 
 def document_findings(document: Document) -> Iterator[tuple[str, str, Position]]:

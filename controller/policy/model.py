@@ -22,6 +22,29 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Telemetry:
+    """Where each signal comes from (see the schema's spec.telemetry for the meaning of each field)."""
+
+    lookback: timedelta
+    max_staleness: timedelta
+    accuracy_source: str
+    accuracy_query: str | None
+    version_label: str
+    energy_source: str
+    energy_metric: str
+    energy_preset: str
+    energy_selector: str | None
+    energy_job_label: str
+    energy_unit: str
+    pod_prefix: str
+    project_name: str
+    carbon_source: str
+    carbon_constant: float
+    carbon_zone: str | None
+    carbon_query: str | None
+
+
+@dataclass(frozen=True)
 class Policy:
     """A validated RetrainingPolicy with every default applied."""
 
@@ -44,8 +67,7 @@ class Policy:
     max_interval: timedelta
     time_zone: str
     allowed_hours: frozenset[int]
-    energy_metric: str
-    carbon_intensity_g_per_kwh: float
+    telemetry: Telemetry
     job: Job
     mode: str
     min_saving_percent: float
@@ -68,6 +90,30 @@ def expand_hours(items: list[Any] | None) -> frozenset[int]:
 
 def _pairs(mapping: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), str(v)) for k, v in (mapping or {}).items()))
+
+
+def _telemetry(data: dict[str, Any], name: str, window: timedelta) -> Telemetry:
+    accuracy, energy, carbon = data.get("accuracy", {}), data.get("energy", {}), data.get("carbonIntensity", {})
+    staleness = data.get("maxStaleness")
+    return Telemetry(
+        lookback=parse_duration(data.get("lookback", "90d")),
+        max_staleness=parse_duration(staleness) if staleness else max(3 * window, timedelta(days=1)),
+        accuracy_source=accuracy.get("source", "mlflow"),
+        accuracy_query=accuracy.get("query"),
+        version_label=accuracy.get("versionLabel", "model_version"),
+        energy_source=energy.get("source", "mlflow"),
+        energy_metric=energy.get("metric", "energy_kwh"),
+        energy_preset=energy.get("preset", "kepler-0.10"),
+        energy_selector=energy.get("selector"),
+        energy_job_label=energy.get("jobLabel", "pod_name"),
+        energy_unit=energy.get("unit", "joules"),
+        pod_prefix=energy.get("podPrefix", f"{name}-"),
+        project_name=energy.get("projectName", name),
+        carbon_source=carbon.get("source", "constant"),
+        carbon_constant=float(carbon.get("gCO2ePerKWh", DEFAULT_CARBON_INTENSITY)),
+        carbon_zone=carbon.get("zone"),
+        carbon_query=carbon.get("query"),
+    )
 
 
 def policy_from_data(data: dict[str, Any], source_file: Path, source_line: int = 1) -> Policy:
@@ -96,9 +142,7 @@ def policy_from_data(data: dict[str, Any], source_file: Path, source_line: int =
         max_interval=parse_duration(sched["maxInterval"]),
         time_zone=sched.get("timeZone", "Etc/UTC"),
         allowed_hours=expand_hours(sched.get("allowedHours")),
-        energy_metric=telemetry.get("energy", {}).get("metric", "energy_kwh"),
-        carbon_intensity_g_per_kwh=float(
-            telemetry.get("carbonIntensity", {}).get("gCO2ePerKWh", DEFAULT_CARBON_INTENSITY)),
+        telemetry=_telemetry(telemetry, meta["name"], parse_duration(slo.get("window", "1d"))),
         job=Job(
             image=job["image"],
             command=tuple(job.get("command", ())),

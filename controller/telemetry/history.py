@@ -33,6 +33,8 @@ class History:
     source: str
     trainings: tuple[TrainingRun, ...]
     evaluations: tuple[Evaluation, ...]
+    carbon_intensity_g_per_kwh: float | None = None  # None: the policy's constant applies
+    energy_estimated: bool = False  # energy estimated from CPU/memory usage, not measured
 
     @property
     def latest(self) -> datetime | None:

@@ -90,11 +90,13 @@ class MlflowTelemetry:
             if not token:
                 return ids
 
-    def _runs(self, policy: str, kind: str) -> Iterator[Any]:
+    def _runs(self, policy: str, kind: str, since: datetime | None) -> Iterator[Any]:
         experiments = self._experiment_ids()
         if not experiments:
             return
         query = f"tags.`greenops.policy` = '{policy}' AND tags.`greenops.kind` = '{kind}'"
+        if since is not None:
+            query += f" AND attributes.start_time >= {_millis(since)}"
         token = None
         while True:
             page = self._call("search runs", self._client.search_runs, experiments, query,
@@ -104,19 +106,26 @@ class MlflowTelemetry:
             if not token:
                 return
 
-    def history(self, policy: str, metric: str, energy_metric: str) -> History:
-        """Training runs and production evaluations of ``policy``."""
-        trainings = tuple(sorted(
-            (_training(run, metric, energy_metric) for run in self._runs(policy, "training")
-             if run.info.status == "FINISHED" and run.info.end_time),
-            key=lambda t: t.finished_at))
+    def trainings(self, policy: str, metric: str, energy_metric: str,
+                  since: datetime | None = None) -> tuple[TrainingRun, ...]:
+        """Finished training runs of ``policy`` started at or after ``since``, oldest first."""
+        runs = (run for run in self._runs(policy, "training", since)
+                if run.info.status == "FINISHED" and run.info.end_time)
+        return tuple(sorted((_training(run, metric, energy_metric) for run in runs), key=lambda t: t.finished_at))
+
+    def evaluations(self, policy: str, metric: str, since: datetime | None = None) -> tuple[Evaluation, ...]:
+        """Every evaluation point of ``policy``'s model versions, oldest first."""
         evaluations: list[Evaluation] = []
-        for run in self._runs(policy, "evaluation"):
+        for run in self._runs(policy, "evaluation", since):
             version = run.data.tags.get("model_version", "")
             points = self._call("read metric history", self._client.get_metric_history, run.info.run_id, metric)
             evaluations.extend(Evaluation(version, _moment(p.timestamp), float(p.value)) for p in points)
-        evaluations.sort(key=lambda e: (e.at, e.version))
-        return History(policy, f"MLflow {self.tracking_uri}", trainings, tuple(evaluations))
+        return tuple(sorted(evaluations, key=lambda e: (e.at, e.version)))
+
+    def history(self, policy: str, metric: str, energy_metric: str) -> History:
+        """Training runs and production evaluations of ``policy`` (everything in the store)."""
+        return History(policy, f"MLflow {self.tracking_uri}", self.trainings(policy, metric, energy_metric),
+                       self.evaluations(policy, metric))
 
     def log_training(self, policy: str, version: str, started: datetime, finished: datetime,
                      metrics: dict[str, float]) -> None:
