@@ -193,7 +193,7 @@ def test_carbon_intensity_gauge_and_staleness(prometheus_url: str, sqlite_mlflow
     history = load_history(p, Sources(sqlite_mlflow, PrometheusTelemetry(prometheus_url)), END)
     assert history.carbon_intensity_g_per_kwh == pytest.approx(100, abs=1)
     later = END + timedelta(days=5)
-    with pytest.raises(StalledError, match=r"carbon intensity is stale: .*\(5d ago\) and maxStaleness is 3d"):
+    with pytest.raises(StalledError, match=r"carbon intensity is stale: .*\(5d1h ago\) and maxStaleness is 3d"):
         carbon_intensity(p, PrometheusTelemetry(prometheus_url), later - timedelta(days=90), later)
 
 
