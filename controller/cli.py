@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -134,8 +134,10 @@ def _add_tuning_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
                         help="where greenops keeps clones, merge-request records and the default MLflow store "
                         "(default: .greenops)")
-    parser.add_argument("--seed", type=int, default=42, help="random seed: same inputs, same decision")
-    parser.add_argument("--trials", type=int, default=80, help="Optuna trials per policy (default 80)")
+    parser.add_argument("--seed", type=_bounded_int(0, 2**32 - 1), default=42,
+                        help="random seed: same inputs, same decision (default 42)")
+    parser.add_argument("--trials", type=_bounded_int(1, 10_000), default=80,
+                        help="Optuna trials per policy (default 80)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,9 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _PolicyFormatter(logging.Formatter):
+    """``level: policy: message``; tracebacks only with GREENOPS_DEBUG (users see messages, not stacks)."""
+
     def format(self, record: logging.LogRecord) -> str:
         policy = getattr(record, "policy", None)
-        return f"{record.levelname.lower()}: {policy + ': ' if policy else ''}{record.getMessage()}"
+        line = f"{record.levelname.lower()}: {policy + ': ' if policy else ''}{record.getMessage()}"
+        if record.exc_info and os.environ.get("GREENOPS_DEBUG"):
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _bounded_int(low: int, high: int) -> "Callable[[str], int]":
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from err
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:

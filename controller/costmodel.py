@@ -50,10 +50,11 @@ class CostModel:
         return np.where(ages_days <= self.max_age_days, values, np.nan)
 
 
-def evaluation_ages(history: History, window: timedelta) -> tuple[np.ndarray, np.ndarray]:
-    """(age in days at mid-window, quality) for evaluations whose model version is known."""
+def evaluation_ages(history: History, window: timedelta) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(age in days at mid-window, quality, training index) for evaluations whose model version is known."""
     ready = {t.version: t.finished_at for t in history.trainings}
-    ages, qualities = [], []
+    index = {t.version: number for number, t in enumerate(history.trainings)}
+    ages, qualities, groups = [], [], []
     for evaluation in history.evaluations:
         finished = ready.get(evaluation.version)
         if finished is None:
@@ -62,7 +63,8 @@ def evaluation_ages(history: History, window: timedelta) -> tuple[np.ndarray, np
         if age >= 0:
             ages.append(age)
             qualities.append(evaluation.quality)
-    return np.asarray(ages, dtype=float), np.asarray(qualities, dtype=float)
+            groups.append(index[evaluation.version])
+    return np.asarray(ages, dtype=float), np.asarray(qualities, dtype=float), np.asarray(groups, dtype=int)
 
 
 def _isotonic(ages: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -91,13 +93,18 @@ def _meet_curve(ages: np.ndarray, qualities: np.ndarray, grid: np.ndarray, targe
     return np.asarray(passing / len(residuals), dtype=float)
 
 
-def _meet_replicates(ages: np.ndarray, qualities: np.ndarray, grid: np.ndarray, target: float,
-                     seed: int) -> np.ndarray:
-    """The full-data curve first, then bootstrap replicates for a lower confidence bound."""
+def _meet_replicates(ages: np.ndarray, qualities: np.ndarray, groups: np.ndarray, grid: np.ndarray,
+                     target: float, seed: int) -> np.ndarray:
+    """The full-data curve first, then bootstrap replicates for a lower confidence bound.
+
+    Resampling is by model version (all evaluations of one retrain together): evaluations of
+    the same model are correlated, and resampling them one by one would overstate confidence.
+    """
     rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
     replicates = [_meet_curve(ages, qualities, grid, target)]
     for _ in range(BOOTSTRAP_REPLICATES - 1):
-        sample = rng.integers(0, len(ages), len(ages))
+        sample = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
         replicates.append(_meet_curve(ages[sample], qualities[sample], grid, target))
     return np.vstack(replicates)
 
@@ -125,7 +132,7 @@ def fit_cost_model(history: History, target: float, window: timedelta, seed: int
         raise StalledError(
             f"no finished training runs tagged greenops.policy={history.policy} and greenops.kind=training in "
             f"{history.source}; tag the model's retraining runs as described in the README (Telemetry contract)")
-    ages, qualities = evaluation_ages(history, window)
+    ages, qualities, groups = evaluation_ages(history, window)
     if len(history.trainings) < MIN_TRAININGS or len(ages) < MIN_EVALUATIONS:
         raise StalledError(
             f"too little history for {history.policy} in {history.source}: {len(history.trainings)} training "
@@ -139,7 +146,7 @@ def fit_cost_model(history: History, target: float, window: timedelta, seed: int
         age_grid_days=grid,
         quality_mean=_isotonic(ages, qualities, grid),
         quality_p10=_quantile_curve(ages, qualities, grid, seed),
-        meet_probability=_meet_replicates(ages, qualities, grid, target, seed),
+        meet_probability=_meet_replicates(ages, qualities, groups, grid, target, seed),
         max_age_days=max_age,
         energy_per_retrain_kwh=energy,
         energy_samples=energy_samples,

@@ -14,11 +14,12 @@ from controller.costmodel import fit_cost_model
 from controller.decision import Decision
 from controller.errors import StalledError, TransientError
 from controller.gitops import mr
-from controller.gitops.workspace import ProposalResult, Workspace, redact
+from controller.gitops.workspace import ProposalResult, Workspace
 from controller.optimize.decide import decide
 from controller.policy.model import Policy
 from controller.policy.problems import Problem
 from controller.policy.validate import validate_paths
+from controller.redact import safe_url
 from controller.render import GENERATED_DIR, render_changes
 from controller.state import save_merge_request
 from controller.telemetry.assemble import Sources, load_history
@@ -70,7 +71,7 @@ def _reconcile_policy(policy: Policy, settings: Settings, workspace: Workspace, 
     proposal = workspace.propose(f"greenops/{policy.name}", files, title, body, push)
     if proposal.status in ("created", "updated"):
         record = {"policy": policy.name, "branch": proposal.branch, "target": workspace.target,
-                  "commit": proposal.commit, "title": title, "repository": redact(settings.repo_url, settings.repo_url)}
+                  "commit": proposal.commit, "title": title, "repository": safe_url(settings.repo_url)}
         save_merge_request(settings.state_dir, policy.name, record,
                            f"# {title}\n\n{body}\n\n```diff\n{proposal.diff}\n```\n")
     return Outcome(policy.name, "ok", _summary(proposal), decision, proposal, title, body)
@@ -106,11 +107,14 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
         workspace = Workspace.open(settings.repo_url, settings.state_dir, settings.target_branch)
     except (StalledError, TransientError) as err:
         status = "stalled" if isinstance(err, StalledError) else "transient"
-        return [Outcome(redact(settings.repo_url, settings.repo_url), status, str(err))]
+        return [Outcome(safe_url(settings.repo_url), status, str(err))]
     result = validate_paths([workspace.root / settings.policies_dir], relative_to=workspace.root)
     outcomes = list(_problem_outcomes(result.problems))
     sources = sources_for(settings)
     now = settings.now or datetime.now(UTC)
+    known = {p.name for p in result.policies}
+    outcomes += [Outcome(name, "stalled", f"no valid policy named {name} in {settings.policies_dir}/ of "
+                         f"{safe_url(settings.repo_url)}") for name in settings.only if name not in known]
     for policy in sorted(result.policies, key=lambda p: p.name):
         if settings.only and policy.name not in settings.only:
             continue
@@ -123,7 +127,7 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
             outcomes.append(Outcome(policy.name, "transient", f"{err} (will retry)"))
         except Exception as err:  # a bug must not stop the other policies
             log.exception("internal error", extra={"policy": policy.name})
-            outcomes.append(Outcome(policy.name, "error", f"internal error: {type(err).__name__}: {err}; "
-                                    "please report it (the log has the traceback)"))
+            outcomes.append(Outcome(policy.name, "error", f"internal error: {type(err).__name__}: {err}; please "
+                                    "report it (GREENOPS_DEBUG=1 prints the traceback)"))
     return outcomes
 

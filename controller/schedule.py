@@ -4,6 +4,7 @@ Kubernetes uses the standard 5-field syntax plus ``@daily``-style macros and ``?
 cronsim implements the 5-field semantics (including DST) and we translate the rest.
 """
 
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,6 +22,16 @@ _MACROS = {
 }
 
 
+_MONTHS = {name: number for number, name in enumerate(
+    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1)}
+_WEEKDAYS = {name: number for number, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
+# (name, lowest, highest, names, whether "?" is allowed) as Kubernetes' parser (robfig/cron) defines them
+_FIELDS: tuple[tuple[str, int, int, dict[str, int], bool], ...] = (
+    ("minute", 0, 59, {}, False), ("hour", 0, 23, {}, False), ("day of month", 1, 31, {}, True),
+    ("month", 1, 12, _MONTHS, False), ("day of week", 0, 6, _WEEKDAYS, True))
+_PART = re.compile(r"^(?P<base>\*|\?|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/(?P<step>[0-9]+))?$")
+
+
 class CronError(ValueError):
     """A cron expression or time zone that a Kubernetes CronJob cannot run."""
 
@@ -35,6 +46,8 @@ def normalise(expression: str) -> str:
     if len(fields) != 5:
         raise CronError(f"{expression!r} has {len(fields)} fields; a CronJob schedule has 5 (minute hour "
                         "day-of-month month day-of-week) or is a macro such as @daily")
+    for text_field, spec in zip(fields, _FIELDS, strict=True):
+        _check_field(text_field, *spec)
     fields[2] = "*" if fields[2] == "?" else fields[2]
     fields[4] = "*" if fields[4] == "?" else fields[4]
     text = " ".join(fields)
@@ -45,11 +58,29 @@ def normalise(expression: str) -> str:
     return text
 
 
+def _check_field(text: str, name: str, low: int, high: int, names: dict[str, int], question: bool) -> None:
+    """Reject what Kubernetes rejects (L, W, #, day-of-week 7, values out of range), which cronsim accepts."""
+    for part in text.split(","):
+        match = _PART.match(part)
+        if not match or (match["base"] == "?" and not question):
+            raise CronError(f"{name} field {text!r}: {part!r} is not valid in a Kubernetes CronJob (use numbers, "
+                            "names, *, ranges a-b, steps /n and lists)")
+        for value in match["base"].split("-") if match["base"] not in "*?" else ():
+            number = int(value) if value.isdigit() else names.get(value.upper())
+            if number is None:
+                raise CronError(f"{name} field {text!r}: {value!r} is neither a number nor a "
+                                f"{'name such as ' + next(iter(names)) if names else 'valid value'}")
+            if not low <= number <= high:
+                raise CronError(f"{name} field {text!r}: {value!r} is outside {low}-{high}")
+        if match["step"] is not None and not 1 <= int(match["step"]) <= high - low + 1:
+            raise CronError(f"{name} field {text!r}: step /{match['step']} must be 1-{high - low + 1}")
+
+
 def zone(name: str) -> ZoneInfo:
     """Resolve an IANA time zone name or raise CronError."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as err:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as err:
         raise CronError(f"unknown time zone {name!r}; use an IANA name such as Etc/UTC or Europe/Paris") from err
 
 

@@ -67,7 +67,7 @@ def counter_samples(name: str, labels: dict[str, str], start: datetime, total: f
 def prometheus_samples() -> list[OpenMetricsSample]:
     jobs, evaluations = truth()
     samples: list[OpenMetricsSample] = []
-    for number, (version, start, kwh) in enumerate(jobs):
+    for number, (_version, start, kwh) in enumerate(jobs):
         joules = kwh * 3.6e6
         pod = f"{NAME}-{number}-x7k2p"
         for zone, share in (("package", 0.7), ("dram", 0.3), ("psys", 2.0)):  # psys must never be added
@@ -88,7 +88,7 @@ def prometheus_samples() -> list[OpenMetricsSample]:
                                    "zone": "package"}, start, 9e9)
         samples += counter_samples("kepler_pod_cpu_joules_total", {"pod_namespace": NAMESPACE,
                                    "pod_name": f"{NAME}x-{number}", "zone": "package"}, start, 9e9)
-    for at, version, quality in evaluations:
+    for at, _version, quality in evaluations:
         samples.append(("greenops_model_quality", {"policy": NAME, "metric": "accuracy"}, quality, at.timestamp()))
     for hour in range(DAYS * 24):
         moment = END - timedelta(hours=DAYS * 24 - hour)
@@ -218,7 +218,8 @@ def test_policy_values_cannot_widen_a_query(prometheus_url: str) -> None:
 
 def test_invalid_promql_is_the_users_to_fix(prometheus_url: str, empty_mlflow: MlflowTelemetry) -> None:
     p = policy(energy={"source": "prometheus"}, accuracy={"source": "prometheus", "query": "sum(broken"})
-    with pytest.raises(StalledError, match=r"rejected the query last_over_time\(\(sum\(broken\)\[86400s:\]\).*unclosed left parenthesis"):
+    expected = r"rejected the query last_over_time\(\(sum\(broken\)\[86400s:\]\).*unclosed left parenthesis"
+    with pytest.raises(StalledError, match=expected):
         load_history(p, Sources(empty_mlflow, PrometheusTelemetry(prometheus_url)), END)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 import git
 
 from controller.errors import StalledError, TransientError
+from controller.redact import redact
 
 BOT_NAME = "greenops"
 BOT_EMAIL = "greenops@users.noreply"
@@ -26,15 +27,6 @@ class ProposalResult:
     status: str  # "in-sync" | "unchanged" | "created" | "updated" | "planned"
     diff: str
     commit: str | None
-
-
-def redact(url: str, text: str) -> str:
-    """``text`` without the credentials embedded in ``url``: they never reach logs or messages."""
-    if "@" in url and "://" in url:
-        _scheme, rest = url.split("://", 1)
-        userinfo = rest.split("@", 1)[0]
-        text = text.replace(userinfo, "***")
-    return text
 
 
 def _git_lines(err: git.GitCommandError) -> list[str]:
@@ -100,8 +92,9 @@ class Workspace:
         self.repo.git.clean("-fdx")
 
     def generated_files(self, folder: PurePosixPath) -> set[PurePosixPath]:
-        """Files under ``folder`` on the target branch."""
-        listing = self.repo.git.ls_files("--", str(folder))
+        """Files under ``folder`` on the target branch (read from the commit, whatever the work tree holds)."""
+        base = self._ref(self.target)
+        listing = self.repo.git.ls_tree("-r", "--name-only", base, "--", str(folder)) if base else ""
         return {PurePosixPath(line) for line in listing.splitlines() if line}
 
     def _human_commits(self, branch_sha: str, base: str) -> list[str]:
@@ -111,7 +104,18 @@ class Workspace:
 
     def propose(self, branch: str, files: Mapping[PurePosixPath, str], subject: str, description: str,
                 push: bool) -> ProposalResult:
-        """Put ``files`` on ``branch`` as target + one commit; push with GitLab merge-request options."""
+        """Put ``files`` on ``branch`` as target + one commit; push with GitLab merge-request options.
+
+        Whatever happens, the clone is back on the target afterwards, so one policy's failure never
+        leaks into the next policy's proposal.
+        """
+        try:
+            return self._propose(branch, files, subject, description, push)
+        finally:
+            self.checkout_target()
+
+    def _propose(self, branch: str, files: Mapping[PurePosixPath, str], subject: str, description: str,
+                 push: bool) -> ProposalResult:
         self.checkout_target()
         base = self.repo.head.commit.hexsha
         for relative, text in files.items():
@@ -121,26 +125,21 @@ class Workspace:
         self.repo.git.add("--", *(str(p) for p in files))
         diff = self.repo.git.diff("--cached", base)
         if not diff:
-            self.checkout_target()
             return ProposalResult(branch, "in-sync", "", None)
         tree = self.repo.git.write_tree()
         remote_sha = self._ref(branch)
         if remote_sha is not None:
             humans = self._human_commits(remote_sha, base)
             if humans:
-                self.checkout_target()
                 raise StalledError(f"branch {branch} has commits greenops did not make ({'; '.join(humans)}); "
                                    "greenops will not overwrite them: merge or delete the branch")
             remote = self.repo.commit(remote_sha)
             if remote.tree.hexsha == tree and [p.hexsha for p in remote.parents] == [base]:
-                self.checkout_target()
                 return ProposalResult(branch, "unchanged", diff, remote_sha)
         if not push:
-            self.checkout_target()
             return ProposalResult(branch, "planned", diff, None)
         sha = self._commit(subject, description)
         self._push(branch, sha, remote_sha, subject, description)
-        self.checkout_target()
         return ProposalResult(branch, "updated" if remote_sha else "created", diff, sha)
 
     def _commit(self, subject: str, description: str) -> str:

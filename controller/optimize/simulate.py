@@ -5,7 +5,7 @@ Each evaluation window is served by the newest model that was ready at the windo
 """
 
 import itertools
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from controller.policy.durations import format_duration
 from controller.policy.model import Policy
 
 WARMUP = timedelta(days=35)
+DST_ALLOWANCE = timedelta(hours=1)  # a daily 02:00 job is 23 h or 25 h apart when clocks change
 LOWER_BOUND_QUANTILE = 0.10
 
 
@@ -27,15 +28,15 @@ def _ages_days(ready: list[datetime], middles: list[datetime], fallback: datetim
     return np.asarray((middle_s - last_ready) / 86400.0)
 
 
-def _violations(policy: Policy, fires: list[datetime], gaps: list[timedelta]) -> tuple[str, ...]:
+def _violations(policy: Policy, local_fires: list[datetime], gaps: list[timedelta]) -> tuple[str, ...]:
     problems = []
-    if not gaps or max(gaps) > policy.max_interval:
+    if not gaps or max(gaps) > policy.max_interval + DST_ALLOWANCE:
         longest = format_duration(max(gaps)) if gaps else "the whole horizon"
         problems.append(f"longest gap {longest} exceeds maxInterval {format_duration(policy.max_interval)}")
-    if gaps and min(gaps) < policy.min_interval:
+    if gaps and min(gaps) < policy.min_interval - DST_ALLOWANCE:
         problems.append(f"shortest gap {format_duration(min(gaps))} is below minInterval "
                         f"{format_duration(policy.min_interval)}")
-    outside = sorted({f.hour for f in fires} - policy.allowed_hours)
+    outside = sorted({f.hour for f in local_fires} - policy.allowed_hours)
     if outside:
         problems.append(f"starts at hours {outside} outside allowedHours")
     return tuple(problems)
@@ -46,7 +47,8 @@ def simulate(expression: str, policy: Policy, model: CostModel, start: datetime,
     """Forecast ``expression`` over ``[start, start + horizon)``."""
     tz = schedule.zone(policy.time_zone)
     end = start + horizon
-    fires = schedule.fire_times(expression, tz, start - WARMUP, end)
+    local_fires = schedule.fire_times(expression, tz, start - WARMUP, end)
+    fires = [f.astimezone(UTC) for f in local_fires]  # absolute time: gaps and ages across DST are real
     ready = [f + model.retrain_duration for f in fires]
     windows = int(horizon / policy.slo_window)
     middles = [start + policy.slo_window * (i + 0.5) for i in range(windows)]
@@ -71,5 +73,5 @@ def simulate(expression: str, policy: Policy, model: CostModel, start: datetime,
         quality_p10=float(quality_p10[known].mean()) if known.any() else float("nan"),
         min_gap_hours=min(gaps) / timedelta(hours=1) if gaps else float("inf"),
         max_gap_hours=max(gaps) / timedelta(hours=1) if gaps else float("inf"),
-        bound_violations=_violations(policy, in_horizon, gaps),
+        bound_violations=_violations(policy, [f for f in local_fires if f >= start], gaps),
     )

@@ -3,6 +3,7 @@
 Every problem is collected (check-jsonschema style) so one run shows all of them.
 """
 
+import math
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from functools import cache
@@ -11,7 +12,7 @@ from typing import Any
 import jsonschema
 
 from controller import schedule
-from controller.policy.durations import is_duration_syntax, parse_duration
+from controller.policy.durations import format_duration, is_duration_syntax, parse_duration
 from controller.policy.schema import policy_schema
 from controller.policy.source import Document, Position, escape_pointer_token
 
@@ -103,6 +104,25 @@ def telemetry_findings(data: Any) -> Iterator[Finding]:
                "grid_carbon_intensity_gco2_per_kwh{zone}) or query", "value")
 
 
+_DURATION_LIMITS = {"window": timedelta(days=31), "period": timedelta(days=366), "minInterval": timedelta(days=366),
+                    "maxInterval": timedelta(days=366), "lookback": timedelta(days=3660),
+                    "maxStaleness": timedelta(days=366)}
+_DURATION_POINTERS = {keys[-1]: "/" + "/".join(keys) for keys in _FIELD_PARSERS if keys[-1] in _DURATION_LIMITS}
+
+
+def _non_finite_numbers(data: Any, pointer: str) -> Iterator[Finding]:
+    """NaN, infinities and numbers beyond float range make every comparison meaningless."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _non_finite_numbers(value, f"{pointer}/{escape_pointer_token(key)}")
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _non_finite_numbers(value, f"{pointer}/{index}")
+    elif isinstance(data, float | int) and not isinstance(data, bool) and not (
+            math.isfinite(data) if isinstance(data, float) else abs(data) < 10**300):
+        yield pointer, f"{data!r} is not a usable number; write a finite number", "value"
+
+
 def semantic_findings(data: Any) -> Iterator[Finding]:
     """Durations, cron strings, time zone and interval bounds (each parser raises a ValueError)."""
     parsed: dict[str, object] = {}
@@ -111,8 +131,14 @@ def semantic_findings(data: Any) -> Iterator[Finding]:
         if isinstance(text, str):
             try:
                 parsed[keys[-1]] = parse(text)
-            except ValueError as err:
+            except (ValueError, OverflowError) as err:
                 yield "/" + "/".join(keys), str(err), "value"
+    for key, limit in _DURATION_LIMITS.items():
+        value = parsed.get(key)
+        if isinstance(value, timedelta) and value > limit:
+            yield (_DURATION_POINTERS[key], f"{key} is longer than the supported {format_duration(limit)}; "
+                   "use a shorter duration", "value")
+    yield from _non_finite_numbers(data, "")
     low, high = parsed.get("minInterval"), parsed.get("maxInterval")
     if isinstance(low, timedelta) and isinstance(high, timedelta) and low > high:
         yield ("/spec/schedule/minInterval",
@@ -123,8 +149,13 @@ def semantic_findings(data: Any) -> Iterator[Finding]:
 
 def document_findings(document: Document) -> Iterator[tuple[str, str, Position]]:
     """Everything wrong with one document, each with its line and column."""
+    if document.oversized:
+        yield "", "YAML aliases expand this document beyond 100,000 values (or into a cycle); remove them", (1, 1)
+        return
     for pointer, position in document.duplicate_keys:
         yield pointer, "key appears twice in this mapping; YAML keeps only the last one, remove one", position
+    for pointer, position, kind in document.non_string_keys:
+        yield pointer, f"this key is read as a YAML {kind}, not a string; put it in quotes", position
     for pointer, message, where in (*schema_findings(document.data), *semantic_findings(document.data)):
         key_position = document.positions.get(f"{pointer}#key") if where == "key" else None
         yield pointer, message, key_position or document.position(pointer)

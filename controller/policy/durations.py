@@ -6,6 +6,7 @@ from datetime import timedelta
 _PART = re.compile(r"(\d+)([mhdw])")
 _WHOLE = re.compile(r"^(\d+[mhdw])+$")
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 24 * 60, "w": 7 * 24 * 60}
+_MAX_MINUTES = 100 * 366 * 24 * 60
 
 
 class DurationError(ValueError):
@@ -23,6 +24,8 @@ def parse_duration(text: str) -> timedelta:
     minutes = sum(int(n) * _UNIT_MINUTES[unit] for n, unit in _PART.findall(text))
     if minutes == 0:
         raise DurationError(f"{text!r} is zero; a duration must be positive")
+    if minutes > _MAX_MINUTES:
+        raise DurationError(f"{text!r} is far too long; write at most a few years")
     return timedelta(minutes=minutes)
 
 

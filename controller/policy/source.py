@@ -28,6 +28,8 @@ class Document:
     data: Any
     positions: dict[str, Position]
     duplicate_keys: list[tuple[str, Position]] = field(default_factory=list)
+    non_string_keys: list[tuple[str, Position, str]] = field(default_factory=list)
+    oversized: bool = False  # aliases expand it beyond MAX_EXPANDED_VALUES: refuse before any check
 
     def position(self, pointer: str) -> Position:
         """Line/column of ``pointer``, or of its closest existing parent."""
@@ -53,23 +55,64 @@ def _mark(node: yaml.Node) -> Position:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _walk(node: yaml.Node, pointer: str, positions: dict[str, Position],
-          duplicates: list[tuple[str, Position]]) -> None:
-    positions.setdefault(pointer, _mark(node))
+STRING_TAG = "tag:yaml.org,2002:str"
+MAX_EXPANDED_VALUES = 100_000
+
+
+def expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> int:
+    """How many values ``node`` stands for once aliases are expanded (a cycle counts as too many)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in active:
+        return MAX_EXPANDED_VALUES + 1
+    active.add(key)
+    children: list[yaml.Node] = []
     if isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    total = 1
+    for child in children:
+        total = min(total + expanded_size(child, sizes, active), MAX_EXPANDED_VALUES + 1)
+    active.discard(key)
+    sizes[key] = total
+    return total
+
+
+@dataclass
+class _Walk:
+    """Positions and key problems collected while walking a node graph once."""
+
+    positions: dict[str, Position] = field(default_factory=dict)
+    duplicates: list[tuple[str, Position]] = field(default_factory=list)
+    non_string_keys: list[tuple[str, Position, str]] = field(default_factory=list)
+    visited: set[int] = field(default_factory=set)
+
+    def walk(self, node: yaml.Node, pointer: str) -> None:
+        self.positions.setdefault(pointer, _mark(node))
+        if id(node) in self.visited:  # an alias: walked once, so alias bombs and cycles stay cheap
+            return
+        self.visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            self._mapping(node, pointer)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.walk(item, f"{pointer}/{index}")
+
+    def _mapping(self, node: yaml.MappingNode, pointer: str) -> None:
         seen: set[str] = set()
         for key_node, value_node in node.value:
             key = str(key_node.value)
             child = f"{pointer}/{escape_pointer_token(key)}"
+            if key_node.tag != STRING_TAG:
+                self.non_string_keys.append((child, _mark(key_node), key_node.tag.rsplit(":", 1)[-1]))
             if key in seen:
-                duplicates.append((child, _mark(key_node)))
+                self.duplicates.append((child, _mark(key_node)))
             seen.add(key)
-            positions[child] = _mark(value_node)
-            positions.setdefault(f"{child}#key", _mark(key_node))
-            _walk(value_node, child, positions, duplicates)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(item, f"{pointer}/{index}", positions, duplicates)
+            self.positions[child] = _mark(value_node)
+            self.positions.setdefault(f"{child}#key", _mark(key_node))
+            self.walk(value_node, child)
 
 
 def read_documents(path: Path) -> Iterator[Document]:
@@ -85,10 +128,16 @@ def read_documents(path: Path) -> Iterator[Document]:
             node = loader.get_node()
             if node is None:
                 continue
-            positions: dict[str, Position] = {}
-            duplicates: list[tuple[str, Position]] = []
-            _walk(node, "", positions, duplicates)
-            yield Document(path, index, loader.construct_document(node), positions, duplicates)
+            walk = _Walk()
+            walk.walk(node, "")
+            if expanded_size(node, {}, set()) > MAX_EXPANDED_VALUES:
+                loader.construct_document(node)  # keeps the loader's state consistent; cheap, aliases are shared
+                yield Document(path, index, {}, walk.positions, oversized=True)
+                index += 1
+                continue
+            data = loader.construct_document(node)
+            if data is not None:  # an empty document, e.g. after a trailing ---
+                yield Document(path, index, data, walk.positions, walk.duplicates, walk.non_string_keys)
             index += 1
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
@@ -96,5 +145,8 @@ def read_documents(path: Path) -> Iterator[Document]:
         raise YamlSyntaxError(f"invalid YAML: {err.problem or err.context}", position) from err
     except yaml.YAMLError as err:
         raise YamlSyntaxError(f"invalid YAML: {err}", (1, 1)) from err
+    except (ValueError, OverflowError, RecursionError) as err:  # e.g. `!!float abc`, self-referencing aliases
+        raise YamlSyntaxError(f"YAML value cannot be read ({type(err).__name__}: {err}); fix or quote it",
+                              (1, 1)) from err
     finally:
         loader.dispose()

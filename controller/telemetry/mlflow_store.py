@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.errors import StalledError, TransientError
+from controller.redact import redact, safe_url
 from controller.telemetry.history import Evaluation, History, TrainingRun
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -55,7 +56,8 @@ class MlflowTelemetry:
 
     def __init__(self, tracking_uri: str, create: bool = False) -> None:
         """``create`` allows a missing sqlite store to be created (for writers such as the demo)."""
-        self.tracking_uri = tracking_uri
+        self._uri = tracking_uri
+        self.tracking_uri = safe_url(tracking_uri)  # for messages: never the credentials
         self._create = create
         self._cached_client: MlflowClient | None = None
 
@@ -63,21 +65,23 @@ class MlflowTelemetry:
     def _client(self) -> MlflowClient:
         """Built on first use: MLflow creates a missing sqlite file (and folders) as soon as it connects."""
         if self._cached_client is None:
-            if self.tracking_uri.startswith(SQLITE_PREFIX) and not self._create:
-                path = Path(self.tracking_uri.removeprefix(SQLITE_PREFIX))
+            if self._uri.startswith(SQLITE_PREFIX) and not self._create:
+                path = Path(self._uri.removeprefix(SQLITE_PREFIX))
                 if not path.is_file():
                     raise StalledError(f"MLflow store {path} does not exist; pass --mlflow-uri or set "
                                        "MLFLOW_TRACKING_URI to where the model's runs are logged")
-            self._cached_client = MlflowClient(tracking_uri=self.tracking_uri)
+            self._cached_client = MlflowClient(tracking_uri=self._uri)
         return self._cached_client
 
     def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
         except MlflowException as err:
-            raise TransientError(f"MLflow at {self.tracking_uri} failed to {what}: {err.message}") from err
+            raise TransientError(f"MLflow at {self.tracking_uri} failed to {what}: "
+                                 f"{redact(self._uri, str(err.message))}") from err
         except OSError as err:
-            raise TransientError(f"MLflow at {self.tracking_uri} is unreachable ({err}); retry later") from err
+            raise TransientError(f"MLflow at {self.tracking_uri} is unreachable "
+                                 f"({redact(self._uri, str(err))}); retry later") from err
 
     def _experiment_ids(self) -> list[str]:
         ids: list[str] = []

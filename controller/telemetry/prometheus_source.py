@@ -18,6 +18,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from controller.errors import StalledError, TransientError
+from controller.redact import safe_url
 from controller.telemetry.series import Sample, Series
 
 MAX_POINTS_PER_QUERY = 10_000
@@ -37,7 +38,7 @@ def _basic_auth() -> tuple[str, str] | None:
 
 class PrometheusTelemetry:
     def __init__(self, url: str, timeout_s: int = DEFAULT_TIMEOUT_S) -> None:
-        self.url = url
+        self.url = safe_url(url)  # for messages: never the credentials
         retry = Retry(total=1, backoff_factor=0.5, status_forcelist=(502, 503, 504), allowed_methods=("GET",))
         self._client = PrometheusConnect(url=url, headers=_auth_headers(), auth=_basic_auth(), retry=retry,
                                          timeout=timeout_s)
