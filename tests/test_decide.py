@@ -120,3 +120,15 @@ def test_missing_energy_stalls() -> None:
     with pytest.raises(StalledError, match="energy"):
         fit_cost_model(History(history.policy, "synthetic", no_energy, history.evaluations), 0.9,
                        timedelta(days=1), 0, 250.0)
+
+
+def test_daily_schedule_across_dst_respects_a_one_day_minimum() -> None:
+    """Clocks change on 2026-03-29 in Paris: real gaps are 23 h, and a daily job is still daily."""
+    policy = make_policy(schedule__timeZone="Europe/Paris", schedule__minInterval="1d", slo__target=0.935)
+    history = make_history(0.012)
+    model = fit_cost_model(history, policy.slo_target, policy.slo_window, 7, 250.0)
+    from controller.optimize.simulate import simulate
+
+    forecast = simulate("0 2 * * *", policy, model, datetime(2026, 3, 1, tzinfo=UTC), timedelta(days=84))
+    assert forecast.min_gap_hours == 23 and forecast.max_gap_hours == 24
+    assert forecast.bound_violations == ()
