@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -106,6 +107,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.policies, args.state_dir, seed=args.seed, trials=args.trials)
 
 
+POLICY_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # metadata.name, as the schema has it
+
+
+def _track_usage_problem(command: list[str], policy: str | None) -> str | None:
+    if not command:
+        return "give the command to run after --, e.g. greenops track --policy fraud-detector -- python train.py"
+    if not policy:
+        return "give --policy NAME (or set GREENOPS_POLICY): the policy whose training runs this command is"
+    if not POLICY_NAME.match(policy):
+        return f"--policy {policy!r} is not a policy name (lower-case letters, digits and '-'; metadata.name)"
+    return None
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    policy = args.policy or os.environ.get("GREENOPS_POLICY")
+    from controller.track import TrackOptions, location_problem, run_tracked
+
+    problem = _track_usage_problem(command, policy) or location_problem(args.country_iso_code, args.region)
+    if problem or not policy:
+        print(f"greenops track: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    from controller.telemetry.mlflow_store import MlflowTelemetry, default_tracking_uri
+
+    options = TrackOptions(tuple(command), policy, args.model_version or os.environ.get("GREENOPS_MODEL_VERSION"),
+                           args.country_iso_code, args.region, args.tracking_mode, args.experiment)
+    return run_tracked(options, MlflowTelemetry(args.mlflow_uri or default_tracking_uri(args.state_dir), create=True))
+
+
 def _add_pass_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", required=True, metavar="URL_OR_PATH",
                         help="GitOps repository to read policies from and push proposals to (any git URL or path)")
@@ -165,6 +195,33 @@ def build_parser() -> argparse.ArgumentParser:
         _add_pass_options(sub)
         _add_tuning_options(sub)
         sub.set_defaults(func=func)
+
+    track = commands.add_parser(
+        "track", help="run a training command and record its energy in MLflow (CodeCarbon, offline)",
+        description="Run COMMAND, measure its energy with CodeCarbon's offline tracker (no network), and log "
+        "energy_kwh, duration_s and emissions_kg to an MLflow run tagged greenops.policy=<policy> and "
+        "greenops.kind=training. The run is created first and passed to COMMAND as MLFLOW_RUN_ID, so a command "
+        "using mlflow.start_run() logs into it. COMMAND's output and exit code pass through (126/127 when it "
+        "cannot be run, 128+N when signal N killed it); the run ends FINISHED, FAILED or KILLED. SIGTERM is "
+        "forwarded to COMMAND. If MLflow is unreachable the command still runs, with a warning on stderr.")
+    track.add_argument("--policy", help="policy the run belongs to (default: $GREENOPS_POLICY, which generated "
+                       "CronJobs set)")
+    track.add_argument("--model-version", help="version of the model this run produces (default: "
+                       "$GREENOPS_MODEL_VERSION, else the run id)")
+    track.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                       "sqlite:///<state-dir>/mlflow.db)")
+    track.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default store location")
+    track.add_argument("--experiment", default="greenops", help="MLflow experiment (default greenops)")
+    track.add_argument("--country-iso-code", default=os.environ.get("GREENOPS_COUNTRY_ISO_CODE", "USA"),
+                       help="ISO 3166 alpha-3 country whose grid mix gives emissions_kg (default: "
+                       "$GREENOPS_COUNTRY_ISO_CODE, else USA); energy_kwh does not depend on it")
+    track.add_argument("--region", default=os.environ.get("GREENOPS_REGION"),
+                       help="region within the country, e.g. a US state or Canadian province")
+    track.add_argument("--tracking-mode", choices=("machine", "process"), default="machine",
+                       help="machine: the whole machine's power (default, right for a dedicated job pod); "
+                       "process: only this process tree's share")
+    track.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    track.set_defaults(func=cmd_track)
 
     demo = commands.add_parser(
         "demo", help="build a demo GitOps repo and MLflow history, then reconcile it",

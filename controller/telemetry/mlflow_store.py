@@ -26,13 +26,14 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # each retry; the final error says it all
 
 from mlflow.entities import Metric, RunStatus, ViewType  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 PAGE_SIZE = 1000
-DEMO_EXPERIMENT = "greenops"
+DEFAULT_EXPERIMENT = "greenops"
 
 
 def default_tracking_uri(state_dir: Path) -> str:
@@ -147,15 +148,35 @@ class MlflowTelemetry:
 
     def _log_run(self, policy: str, kind: str, version: str, started: datetime, finished: datetime,
                  metrics: list[Metric]) -> None:
-        experiment = self._client.get_experiment_by_name(DEMO_EXPERIMENT)
-        experiment_id = experiment.experiment_id if experiment else self._client.create_experiment(
-            DEMO_EXPERIMENT)
-        run = self._client.create_run(experiment_id, start_time=_millis(started), tags={
-            "greenops.policy": policy, "greenops.kind": kind, "model_version": version})
+        run_id = self.start_run(policy, kind, started, {"model_version": version})
         for offset in range(0, len(metrics), PAGE_SIZE):
-            self._client.log_batch(run.info.run_id, metrics=metrics[offset:offset + PAGE_SIZE])
-        self._client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FINISHED),
-                                    end_time=_millis(finished))
+            self._client.log_batch(run_id, metrics=metrics[offset:offset + PAGE_SIZE])
+        self._client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED), end_time=_millis(finished))
+
+    def start_run(self, policy: str, kind: str, started: datetime, tags: dict[str, str],
+                  experiment: str = DEFAULT_EXPERIMENT) -> str:
+        """Create a run tagged for greenops (in ``experiment``, created if missing); returns its id."""
+        found = self._call("find the experiment", self._client.get_experiment_by_name, experiment)
+        experiment_id = found.experiment_id if found else self._call(
+            "create the experiment", self._client.create_experiment, experiment)
+        run = self._call("create a run", self._client.create_run, experiment_id, start_time=_millis(started),
+                         tags={"greenops.policy": policy, "greenops.kind": kind, **tags})
+        return str(run.info.run_id)
+
+    @property
+    def raw_uri(self) -> str:
+        """The URI with credentials, for child processes that must reach the same store."""
+        return self._uri
+
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        self._call("tag a run", self._client.set_tag, run_id, key, value)
+
+    def finish_run(self, run_id: str, metrics: dict[str, float], outcome: str, finished: datetime) -> None:
+        """Log ``metrics`` and end the run as ``outcome`` (FINISHED, FAILED or KILLED), even if the command ended it."""
+        stamp = _millis(finished)
+        self._call("log metrics", self._client.log_batch, run_id,
+                   metrics=[Metric(k, v, stamp, 0) for k, v in sorted(metrics.items())])
+        self._call("end the run", self._client.set_terminated, run_id, outcome, end_time=stamp)
 
 
 def _training(run: Any, metric: str, energy_metric: str) -> TrainingRun:
