@@ -21,6 +21,7 @@ from controller import __version__
 from controller.state import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
+    from controller.policy.model import Policy
     from controller.reconcile import Outcome, Settings
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
@@ -136,14 +137,59 @@ def cmd_track(args: argparse.Namespace) -> int:
     return run_tracked(options, MlflowTelemetry(args.mlflow_uri or default_tracking_uri(args.state_dir), create=True))
 
 
+def _policies_to_check(args: argparse.Namespace) -> "tuple[list[Policy], list[str]]":
+    """Valid policies selected by name or path (from --repo or local files), and problems to report."""
+    from controller.policy.validate import validate_paths
+
+    names = [item for item in args.policies if not Path(item).exists()]
+    paths = [Path(item) for item in args.policies if Path(item).exists()]
+    root = None
+    if args.repo:
+        from controller.gitops.workspace import Workspace
+
+        root = Workspace.open(args.repo, args.state_dir).root
+        paths = [root / args.policies_dir]
+    result = validate_paths(paths or [Path(args.policies_dir)], relative_to=root)
+    problems = [p.render() for p in result.problems]
+    known = {p.name for p in result.policies}
+    problems += [f"{name}: no such policy file, folder or valid policy name" for name in names if name not in known]
+    return [p for p in result.policies if not names or p.name in names], problems
+
+
+def cmd_telemetry_check(args: argparse.Namespace) -> int:
+    from controller.errors import StalledError, TransientError
+    from controller.telemetry.assemble import open_sources
+    from controller.telemetry.mlflow_store import default_tracking_uri
+    from controller.telemetry_check import check_policy, render_json, render_text
+
+    try:
+        policies, problems = _policies_to_check(args)
+    except (StalledError, TransientError) as err:
+        print(f"greenops telemetry check: {err}", file=sys.stderr)
+        return EXIT_USER
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    sources = open_sources(args.mlflow_uri or default_tracking_uri(args.state_dir),
+                           args.prometheus_url or os.environ.get("PROMETHEUS_URL") or None)
+    now = args.as_of or datetime.now(UTC)
+    checks = [check_policy(policy, sources, now) for policy in sorted(policies, key=lambda p: p.name)]
+    print(render_json(checks) if args.output == "json" else render_text(checks))
+    return EXIT_OK if checks and not problems and all(c.enough for c in checks) else EXIT_USER
+
+
 def _add_pass_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", required=True, metavar="URL_OR_PATH",
                         help="GitOps repository to read policies from and push proposals to (any git URL or path)")
     parser.add_argument("--target-branch", help="branch merge requests target (default: the remote's HEAD)")
     parser.add_argument("--policies-dir", default="policies", help="policy folder inside the repository")
-    parser.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
-                        "else sqlite:///<state-dir>/mlflow.db)")
     parser.add_argument("--policy", action="append", metavar="NAME", help="only this policy (repeatable)")
+    _add_telemetry_options(parser)
+
+
+def _add_telemetry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
+                        "else sqlite:///<state-dir>/mlflow.db; auth: MLFLOW_TRACKING_TOKEN or "
+                        "MLFLOW_TRACKING_USERNAME/PASSWORD)")
     parser.add_argument("--prometheus-url", help="Prometheus for policies that read telemetry from it (default: "
                         "$PROMETHEUS_URL; auth: PROMETHEUS_BEARER_TOKEN or PROMETHEUS_USERNAME/PASSWORD)")
     parser.add_argument("--output", choices=("text", "json"), default="text", help="report format")
@@ -160,10 +206,14 @@ def _timestamp(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _add_tuning_options(parser: argparse.ArgumentParser) -> None:
+def _add_state_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
                         help="where greenops keeps clones, merge-request records and the default MLflow store "
                         "(default: .greenops)")
+
+
+def _add_tuning_options(parser: argparse.ArgumentParser) -> None:
+    _add_state_dir_option(parser)
     parser.add_argument("--seed", type=_bounded_int(0, 2**32 - 1), default=42,
                         help="random seed: same inputs, same decision (default 42)")
     parser.add_argument("--trials", type=_bounded_int(1, 10_000), default=80,
@@ -222,6 +272,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "process: only this process tree's share")
     track.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     track.set_defaults(func=cmd_track)
+
+    telemetry = commands.add_parser("telemetry", help="inspect the telemetry greenops reads",
+                                    description="Inspect the telemetry greenops reads for each policy.")
+    telemetry_commands = telemetry.add_subparsers(dest="telemetry_command", required=True, metavar="SUBCOMMAND")
+    check = telemetry_commands.add_parser(
+        "check", help="show, per policy and signal, the query, what it finds and whether that is enough to decide",
+        description="For each policy and signal (quality, energy, carbon intensity): the source and query, the "
+        "series found, number of points, time range, missing evaluation windows and largest gap, age of the "
+        "newest sample, and whether that is enough to decide (the same readers and cost model as a reconcile). "
+        "Exit 0 when every checked policy has enough, 1 otherwise.")
+    check.add_argument("policies", nargs="*", metavar="POLICY",
+                       help="policy names, files or folders (default: every policy in --policies-dir)")
+    check.add_argument("--repo", metavar="URL_OR_PATH", help="read the policies from this GitOps repository "
+                       "(default: local files)")
+    check.add_argument("--policies-dir", default="policies", help="policy folder (inside --repo when given)")
+    _add_telemetry_options(check)
+    _add_state_dir_option(check)
+    check.set_defaults(func=cmd_telemetry_check)
 
     demo = commands.add_parser(
         "demo", help="build a demo GitOps repo and MLflow history, then reconcile it",

@@ -7,3 +7,7 @@ class StalledError(Exception):
 
 class TransientError(Exception):
     """A dependency failed (network, server, push race); the next pass retries."""
+
+
+class SignalStalledError(StalledError):
+    """A telemetry query found nothing usable; `greenops telemetry check` shows what each query returns."""

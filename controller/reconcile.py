@@ -12,7 +12,7 @@ from pathlib import Path
 
 from controller.costmodel import fit_cost_model
 from controller.decision import Decision
-from controller.errors import StalledError, TransientError
+from controller.errors import SignalStalledError, StalledError, TransientError
 from controller.gitops import mr
 from controller.gitops.workspace import ProposalResult, Workspace
 from controller.optimize.decide import decide
@@ -22,9 +22,7 @@ from controller.policy.validate import validate_paths
 from controller.redact import safe_url
 from controller.render import GENERATED_DIR, render_changes
 from controller.state import save_merge_request
-from controller.telemetry.assemble import Sources, load_history
-from controller.telemetry.mlflow_store import MlflowTelemetry
-from controller.telemetry.prometheus_source import PrometheusTelemetry
+from controller.telemetry.assemble import Sources, load_history, open_sources
 
 log = logging.getLogger("greenops.reconcile")
 
@@ -96,11 +94,6 @@ def _problem_outcomes(problems: tuple[Problem, ...]) -> Iterator[Outcome]:
         yield Outcome(file, "stalled", f"invalid policy file; fix it and push:\n{details}")
 
 
-def sources_for(settings: Settings) -> Sources:
-    prometheus = PrometheusTelemetry(settings.prometheus_url) if settings.prometheus_url else None
-    return Sources(MlflowTelemetry(settings.mlflow_uri), prometheus)
-
-
 def reconcile(settings: Settings, push: bool) -> list[Outcome]:
     """Run one pass over every policy in the repository (``push=False`` for ``greenops plan``)."""
     try:
@@ -110,7 +103,7 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
         return [Outcome(safe_url(settings.repo_url), status, str(err))]
     result = validate_paths([workspace.root / settings.policies_dir], relative_to=workspace.root)
     outcomes = list(_problem_outcomes(result.problems))
-    sources = sources_for(settings)
+    sources = open_sources(settings.mlflow_uri, settings.prometheus_url)
     now = settings.now or datetime.now(UTC)
     known = {p.name for p in result.policies}
     outcomes += [Outcome(name, "stalled", f"no valid policy named {name} in {settings.policies_dir}/ of "
@@ -122,7 +115,9 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
         try:
             outcomes.append(_reconcile_policy(policy, settings, workspace, sources, now, push))
         except StalledError as err:
-            outcomes.append(Outcome(policy.name, "stalled", f"{policy.source_file}:{policy.source_line}: {err}"))
+            hint = (f" (`greenops telemetry check {policy.name}` shows what each query finds)"
+                    if isinstance(err, SignalStalledError) else "")
+            outcomes.append(Outcome(policy.name, "stalled", f"{policy.source_file}:{policy.source_line}: {err}{hint}"))
         except TransientError as err:
             outcomes.append(Outcome(policy.name, "transient", f"{err} (will retry)"))
         except Exception as err:  # a bug must not stop the other policies

@@ -36,10 +36,12 @@ def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, tim
 
 
 @contextmanager
-def running(command: list[str], ready_url: str, log: Path, timeout_s: float = 60) -> Iterator[None]:
+def running(command: list[str], ready_url: str, log: Path, timeout_s: float = 60,
+            environment: dict[str, str] | None = None) -> Iterator[None]:
     """Start ``command`` in a new process group; stop the whole group on exit, whatever happens."""
     with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env=environment)
     try:
         _wait_until_ready(ready_url, process, log, timeout_s)
         yield
@@ -86,14 +88,27 @@ def prometheus_with_history(root: Path, samples: Iterable[OpenMetricsSample]) ->
         yield url
 
 
+ADMIN_PASSWORD = "greenops-test-admin-password"
+
+
 @contextmanager
-def mlflow_server(root: Path) -> Iterator[str]:
-    """A real `mlflow server` with a sqlite backend; yields its URL."""
+def mlflow_server(root: Path, auth: bool = False) -> Iterator[str]:
+    """A real `mlflow server` with a sqlite backend (with ``auth``: basic auth, user ``admin``); yields its URL."""
     mlflow = require_binary("mlflow")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [mlflow, "server", "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
                "--default-artifact-root", (root / "artifacts").as_uri(), "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1"]
-    with running(command, f"{url}/health", root / "mlflow-server.log", timeout_s=120):
+    environment = None
+    if auth:
+        config = root / "basic_auth.ini"
+        config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{root / 'auth.db'}\n"
+                          f"admin_username = admin\nadmin_password = {ADMIN_PASSWORD}\n"
+                          "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                          "auth_cache_ttl_seconds = 300\n")  # one password hash check, not one per request
+        command += ["--app-name", "basic-auth"]
+        environment = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config),
+                       "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD, "MLFLOW_FLASK_SERVER_SECRET_KEY": "greenops-tests"}
+    with running(command, f"{url}/health", root / "mlflow-server.log", timeout_s=120, environment=environment):
         yield url

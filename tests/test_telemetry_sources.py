@@ -5,7 +5,10 @@ model) is served through MLflow and through Prometheus: both must give the same 
 same decision.
 """
 
+import json
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
@@ -25,9 +28,10 @@ from controller.telemetry.assemble import Sources, carbon_intensity, energy_jobs
 from controller.telemetry.history import History
 from controller.telemetry.mlflow_store import MlflowTelemetry
 from controller.telemetry.prometheus_source import PrometheusTelemetry
+from controller.telemetry_check import check_policy
 
-from .conftest import PROJECT
-from .servers import OpenMetricsSample, free_port, mlflow_server, prometheus_with_history
+from .conftest import PROJECT, make_remote
+from .servers import ADMIN_PASSWORD, OpenMetricsSample, free_port, mlflow_server, prometheus_with_history
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
 DAYS = 45
@@ -194,7 +198,8 @@ def test_carbon_intensity_gauge_and_staleness(prometheus_url: str, sqlite_mlflow
     assert history.carbon_intensity_g_per_kwh == pytest.approx(100, abs=1)
     later = END + timedelta(days=5)
     with pytest.raises(StalledError, match=r"carbon intensity is stale: .*\(5d1h ago\) and maxStaleness is 3d"):
-        carbon_intensity(p, PrometheusTelemetry(prometheus_url), later - timedelta(days=90), later)
+        carbon_intensity(p, Sources(sqlite_mlflow, PrometheusTelemetry(prometheus_url)), later - timedelta(days=90),
+                         later)
 
 
 def test_stale_quality_means_no_decision(prometheus_url: str, empty_mlflow: MlflowTelemetry) -> None:
@@ -251,3 +256,119 @@ def test_mlflow_server_over_http_gives_the_same_history(tmp_path: Path, sqlite_m
         over_http = load_history(policy(), Sources(remote, None), END)
     assert canonical(over_http) == canonical(load_history(policy(), Sources(sqlite_mlflow, None), END))
     assert over_http.source.startswith(f"MLflow {url}")
+
+
+def policy_file(folder: Path, namespace: str = NAMESPACE, **telemetry: Any) -> Path:
+    data = yaml.safe_load((PROJECT / "policies" / f"{NAME}.yaml").read_text())
+    data["metadata"]["namespace"] = namespace
+    data["spec"]["telemetry"] = {"carbonIntensity": {"source": "prometheus", "zone": "GB"}, **telemetry}
+    path = folder / f"{NAME}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def telemetry_check(path: Path, prometheus: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "greenops"), "telemetry", "check", str(path), "--prometheus-url",
+               prometheus, "--mlflow-uri", f"sqlite:///{path.parent / 'absent.db'}", "--as-of", END.isoformat(),
+               *flags]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_telemetry_check_shows_each_query_and_what_it_found(prometheus_url: str, tmp_path: Path) -> None:
+    done = telemetry_check(policy_file(tmp_path, **PROMETHEUS_POLICY), prometheus_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    jobs = len(truth()[0])
+    assert f"{NAME} ({tmp_path / NAME}.yaml:" in done.stdout
+    assert 'kepler_pod_cpu_joules_total{pod_namespace="crm-ml",' in done.stdout
+    assert f"{2 * jobs} series" in done.stdout  # package + dram per job; psys and the decoys are not matched
+    assert f"ok: {jobs} retrains, {jobs} with energy" in done.stdout
+    assert 'greenops_model_quality{policy="churn-predictor",metric="accuracy"}' in done.stdout
+    assert "1 series" in done.stdout and "largest gap" in done.stdout and "newest 0m old" in done.stdout
+    assert 'grid_carbon_intensity_gco2_per_kwh{zone="GB"}' in done.stdout and "mean 100 gCO2e/kWh" in done.stdout
+    assert "=> enough to decide:" in done.stdout
+
+
+def test_telemetry_check_says_in_one_line_that_a_query_matches_nothing(prometheus_url: str, tmp_path: Path) -> None:
+    done = telemetry_check(policy_file(tmp_path, namespace="nope", **PROMETHEUS_POLICY), prometheus_url)
+    assert done.returncode == 1
+    [line] = [line for line in done.stdout.splitlines() if line.lstrip().startswith("energy")]
+    assert "STALLED: the energy query kepler_pod_cpu_joules_total{pod_namespace=\"nope\"" in line
+    assert f"matched no series in the last 90d at {prometheus_url}; check the namespace, pod prefix" in line
+    assert "=> not enough to decide (energy: the query must be fixed)" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_telemetry_check_reports_stale_data_and_json(prometheus_url: str, tmp_path: Path) -> None:
+    path = policy_file(tmp_path, **PROMETHEUS_POLICY)
+    later = END + timedelta(days=10)
+    done = telemetry_check(path, prometheus_url, "--as-of", later.isoformat(), "--output", "json")
+    assert done.returncode == 1
+    [report] = json.loads(done.stdout)
+    signals = {s["signal"]: s for s in report["signals"]}
+    # per-window values are stamped at the window's end: the last real sample may show once more a window later
+    assert signals["quality"]["status"] == "stale" and signals["quality"]["last_age"] in (9 * 86400, 10 * 86400)
+    assert signals["carbon intensity"]["status"] == "stale"
+    assert signals["energy"]["status"] == "ok" and signals["energy"]["points"] > 0
+    assert not report["enough"] and "the newest sample is too old" in report["verdict"]
+
+
+def test_telemetry_check_with_prometheus_down_is_transient(tmp_path: Path) -> None:
+    done = telemetry_check(policy_file(tmp_path, **PROMETHEUS_POLICY), f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 1
+    assert "TRANSIENT: Prometheus at http://127.0.0.1:" in done.stdout and "unreachable or too slow" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_telemetry_check_reads_mlflow_runs_and_counts_missing_windows(tmp_path: Path) -> None:
+    """The truth has a gap: the first days have no serving model yet, and we drop three evaluation days."""
+    telemetry = MlflowTelemetry(f"sqlite:///{tmp_path / 'mlflow.db'}", create=True)
+    jobs, evaluations = truth()
+    for version, start, kwh in jobs:
+        telemetry.log_training(NAME, version, start, start + timedelta(seconds=JOB_SECONDS), {"energy_kwh": kwh})
+    kept = [e for e in evaluations if not END - timedelta(days=20) < e[0] <= END - timedelta(days=17)]
+    for version in {v for _, v, _ in kept}:
+        telemetry.log_evaluations(NAME, version, "accuracy", [(at, q) for at, v, q in kept if v == version])
+    checked = check_policy(policy(), Sources(telemetry, None), END)
+    quality, energy, carbon = checked.signals
+    assert quality.status == "ok" and quality.missing_windows == 3 and quality.largest_gap == timedelta(days=4)
+    assert quality.points == len(kept) and quality.last_age == timedelta(0)
+    assert energy.status == "ok" and energy.points == len(jobs)
+    assert carbon.status == "ok" and carbon.query == "60 gCO2e/kWh"
+    assert checked.enough
+    early = check_policy(policy(), Sources(telemetry, None), END - timedelta(days=DAYS - 5))
+    assert not early.enough and early.signals[0].status == "too-few"
+    assert early.signals[0].last == END - timedelta(days=DAYS - 5)  # nothing after --as-of is read
+
+
+def test_an_evaluation_run_older_than_the_lookback_still_counts_its_recent_points(tmp_path: Path) -> None:
+    """One long-lived evaluation run per model version is a valid contract: only its points are windowed."""
+    telemetry = MlflowTelemetry(f"sqlite:///{tmp_path / 'mlflow.db'}", create=True)
+    days = [END - timedelta(days=n) for n in range(120, -1, -1)]
+    telemetry.log_evaluations(NAME, "v1", "accuracy", [(day, 0.9) for day in days])
+    recent = telemetry.evaluations(NAME, "accuracy", since=END - timedelta(days=90), until=END - timedelta(days=1))
+    assert [e.at for e in recent] == [d for d in days if END - timedelta(days=90) <= d <= END - timedelta(days=1)]
+
+
+def test_a_stalled_signal_in_a_pass_points_to_telemetry_check(prometheus_url: str, tmp_path: Path) -> None:
+    path = policy_file(tmp_path, namespace="nope", **PROMETHEUS_POLICY)
+    remote = make_remote(tmp_path, {f"policies/{NAME}.yaml": path.read_text()})
+    done = subprocess.run([str(Path(sys.executable).parent / "greenops"), "plan", "--repo", str(remote),
+                           "--prometheus-url", prometheus_url, "--state-dir", str(tmp_path / "state"),
+                           "--as-of", END.isoformat()], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert f"{NAME}: stalled: policies/{NAME}.yaml:4: the energy query" in done.stdout
+    assert f"(`greenops telemetry check {NAME}` shows what each query finds)" in done.stdout
+
+
+def test_mlflow_server_with_basic_auth_uses_mlflows_credential_variables(
+        tmp_path: Path, sqlite_mlflow: MlflowTelemetry, monkeypatch: pytest.MonkeyPatch) -> None:
+    with mlflow_server(tmp_path, auth=True) as url:
+        monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+        log_truth(MlflowTelemetry(url))
+        with_credentials = load_history(policy(), Sources(MlflowTelemetry(url), None), END)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password")
+        with pytest.raises(StalledError, match=r"refused to list experiments \(HTTP 401\): set MLFLOW_TRACKING_USER"):
+            load_history(policy(), Sources(MlflowTelemetry(url), None), END)
+    assert canonical(with_credentials) == canonical(load_history(policy(), Sources(sqlite_mlflow, None), END))

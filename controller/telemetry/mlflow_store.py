@@ -78,6 +78,11 @@ class MlflowTelemetry:
         try:
             return function(*args, **kwargs)
         except MlflowException as err:
+            status = err.get_http_status_code()  # type: ignore[no-untyped-call]
+            if status in (401, 403):
+                raise StalledError(f"MLflow at {self.tracking_uri} refused to {what} (HTTP {status}): set "
+                                   "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN, "
+                                   "to credentials that may read the experiments") from err
             raise TransientError(f"MLflow at {self.tracking_uri} failed to {what}: "
                                  f"{redact(self._uri, str(err.message))}") from err
         except OSError as err:
@@ -95,13 +100,13 @@ class MlflowTelemetry:
             if not token:
                 return ids
 
-    def _runs(self, policy: str, kind: str, since: datetime | None) -> Iterator[Any]:
+    def _runs(self, policy: str, kind: str, *conditions: str) -> Iterator[Any]:
+        """Runs of ``policy`` of ``kind`` matching every extra filter ``condition``, page by page."""
         experiments = self._experiment_ids()
         if not experiments:
             return
-        query = f"tags.`greenops.policy` = '{policy}' AND tags.`greenops.kind` = '{kind}'"
-        if since is not None:
-            query += f" AND attributes.start_time >= {_millis(since)}"
+        query = " AND ".join((f"tags.`greenops.policy` = '{policy}'", f"tags.`greenops.kind` = '{kind}'",
+                              *conditions))
         token = None
         while True:
             page = self._call("search runs", self._client.search_runs, experiments, query,
@@ -111,20 +116,40 @@ class MlflowTelemetry:
             if not token:
                 return
 
-    def trainings(self, policy: str, metric: str, energy_metric: str,
-                  since: datetime | None = None) -> tuple[TrainingRun, ...]:
-        """Finished training runs of ``policy`` started at or after ``since``, oldest first."""
-        runs = (run for run in self._runs(policy, "training", since)
+    def trainings(self, policy: str, metric: str, energy_metric: str, since: datetime | None = None,
+                  until: datetime | None = None) -> tuple[TrainingRun, ...]:
+        """Training runs of ``policy`` started at or after ``since`` and finished by ``until``, oldest first."""
+        conditions = [f"attributes.start_time >= {_millis(since)}"] if since else []
+        if until:
+            conditions.append(f"attributes.end_time <= {_millis(until)}")
+        runs = (run for run in self._runs(policy, "training", *conditions)
                 if run.info.status == "FINISHED" and run.info.end_time)
         return tuple(sorted((_training(run, metric, energy_metric) for run in runs), key=lambda t: t.finished_at))
 
-    def evaluations(self, policy: str, metric: str, since: datetime | None = None) -> tuple[Evaluation, ...]:
-        """Every evaluation point of ``policy``'s model versions, oldest first."""
+    def _evaluation_runs(self, policy: str, since: datetime | None, until: datetime | None) -> Iterator[Any]:
+        """Evaluation runs that may hold points in ``[since, until]``: ended since then, or still running."""
+        before = [f"attributes.start_time <= {_millis(until)}"] if until else []
+        if since is None:
+            yield from self._runs(policy, "evaluation", *before)
+            return
+        seen: set[str] = set()
+        for conditions in ([f"attributes.end_time >= {_millis(since)}", *before],
+                           ["attributes.status = 'RUNNING'", *before]):
+            for run in self._runs(policy, "evaluation", *conditions):
+                if run.info.run_id not in seen:
+                    seen.add(run.info.run_id)
+                    yield run
+
+    def evaluations(self, policy: str, metric: str, since: datetime | None = None,
+                    until: datetime | None = None) -> tuple[Evaluation, ...]:
+        """Every evaluation point of ``policy``'s model versions in ``[since, until]``, oldest first."""
         evaluations: list[Evaluation] = []
-        for run in self._runs(policy, "evaluation", since):
+        low, high = _millis(since) if since else None, _millis(until) if until else None
+        for run in self._evaluation_runs(policy, since, until):
             version = run.data.tags.get("model_version", "")
             points = self._call("read metric history", self._client.get_metric_history, run.info.run_id, metric)
-            evaluations.extend(Evaluation(version, _moment(p.timestamp), float(p.value)) for p in points)
+            evaluations.extend(Evaluation(version, _moment(p.timestamp), float(p.value)) for p in points
+                               if (low is None or p.timestamp >= low) and (high is None or p.timestamp <= high))
         return tuple(sorted(evaluations, key=lambda e: (e.at, e.version)))
 
     def history(self, policy: str, metric: str, energy_metric: str) -> History:

@@ -17,7 +17,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from controller.errors import StalledError, TransientError
+from controller.errors import SignalStalledError, TransientError
 from controller.redact import safe_url
 from controller.telemetry.series import Sample, Series
 
@@ -47,8 +47,8 @@ class PrometheusTelemetry:
         try:
             return function(*args, **kwargs)
         except PrometheusApiClientException as err:
-            raise StalledError(f"Prometheus at {self.url} rejected the query {query}: {err}; fix the query "
-                               "in the policy (greenops telemetry check shows what it returns)") from err
+            raise SignalStalledError(f"Prometheus at {self.url} rejected the query {query}: {err}; fix the query "
+                                     "in the policy") from err
         except (requests.RequestException, OSError) as err:
             raise TransientError(f"Prometheus at {self.url} is unreachable or too slow ({type(err).__name__}) "
                                  f"while running {query}") from err

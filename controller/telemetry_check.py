@@ -1,0 +1,222 @@
+"""`greenops telemetry check`: what the controller sees of each policy's signals, and whether it can decide.
+
+Reads every signal exactly as a reconcile does (same readers, same queries) but keeps going after
+a failure, so one run shows every broken query of a policy. The final verdict fits the same cost
+model a reconcile would, so "enough to decide" here means a reconcile will not stall on data.
+"""
+
+import itertools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from controller.costmodel import MIN_EVALUATIONS, MIN_TRAININGS, fit_cost_model
+from controller.errors import StalledError, TransientError
+from controller.policy.durations import format_duration
+from controller.policy.model import Policy
+from controller.telemetry.assemble import (
+    Reading,
+    Sources,
+    history_from,
+    read_carbon,
+    read_evaluations,
+    read_trainings,
+    stale_reason,
+)
+from controller.telemetry.history import Evaluation, TrainingRun
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SignalCheck:
+    """One signal of one policy as the controller sees it."""
+
+    signal: str
+    source: str
+    query: str
+    status: str  # ok | too-few | stale | stalled (the query must be fixed) | transient (server down)
+    message: str
+    series: int = 0
+    series_units: str = "series"
+    points: int = 0
+    units: str = "samples"
+    first: datetime | None = None
+    last: datetime | None = None
+    missing_windows: int | None = None  # expected samples absent between first and last
+    largest_gap: timedelta | None = None
+    last_age: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class PolicyCheck:
+    policy: str
+    location: str
+    signals: tuple[SignalCheck, ...]
+    enough: bool
+    verdict: str
+
+
+def _gaps(stamps: Sequence[float], step: timedelta | None) -> tuple[int | None, timedelta | None]:
+    """(expected samples missing, largest spacing) over the distinct sample times."""
+    distinct = sorted(set(stamps))
+    deltas = [b - a for a, b in itertools.pairwise(distinct)]
+    if not deltas:
+        return (0 if step else None), None
+    largest = timedelta(seconds=max(deltas))
+    if step is None:
+        return None, largest
+    size = step.total_seconds()
+    return sum(max(0, round(delta / size) - 1) for delta in deltas), largest
+
+
+def _signal(reading: Reading[Any], now: datetime, limit: timedelta | None, status: str,
+            message: str) -> SignalCheck:
+    missing, largest = _gaps(reading.stamps, reading.step)
+    first = reading.stamps[0] if reading.stamps else None
+    newest = reading.newest
+    stale = stale_reason(reading, now, limit) if limit else None
+    return SignalCheck(
+        reading.signal, reading.source, reading.query, "stale" if stale else status, stale or message,
+        reading.series, reading.series_units, len(reading.stamps), reading.units,
+        datetime.fromtimestamp(first, tz=now.tzinfo) if first is not None else None, newest, missing, largest,
+        now - newest if newest else None)
+
+
+def _failed(signal: str, err: Exception) -> SignalCheck:
+    status = "transient" if isinstance(err, TransientError) else "stalled"
+    return SignalCheck(signal, "", "", status, str(err))
+
+
+def _attempt(signal: str, read: Callable[[], Reading[T]]) -> Reading[T] | SignalCheck:
+    try:
+        return read()
+    except (StalledError, TransientError) as err:
+        return _failed(signal, err)
+
+
+def _energy_check(reading: Reading[tuple[TrainingRun, ...]], policy: Policy, now: datetime) -> SignalCheck:
+    runs = reading.value
+    priced = sum(1 for run in runs if run.energy_kwh is not None)
+    if not runs:
+        return _signal(reading, now, None, "stalled", f"nothing matched: no {reading.query} in the last "
+                       f"{format_duration(policy.telemetry.lookback)} of {reading.source}")
+    if priced < MIN_TRAININGS:
+        return _signal(reading, now, None, "too-few", f"{len(runs)} retrains, {priced} with energy; need "
+                       f"{MIN_TRAININGS} with energy to decide")
+    return _signal(reading, now, None, "ok", f"{len(runs)} retrains, {priced} with energy")
+
+
+def _quality_check(reading: Reading[tuple[Evaluation, ...]], policy: Policy, now: datetime,
+                   retrains_known: bool) -> SignalCheck:
+    limit = policy.telemetry.max_staleness
+    if not reading.stamps:
+        return _signal(reading, now, None, "stalled", f"nothing matched: no {reading.query} in the last "
+                       f"{format_duration(policy.telemetry.lookback)} of {reading.source}")
+    evaluations = len(reading.value)
+    unattributed = len(reading.stamps) - evaluations
+    counted = f"{evaluations} evaluations" + (f" ({unattributed} values not attributable to a model version)"
+                                              if unattributed else "")
+    if unattributed and not retrains_known:  # values are there; the energy signal's failure is the problem
+        return _signal(reading, now, limit, "ok", f"{len(reading.stamps)} values, attributed to model versions "
+                       "once the energy signal finds the retrains")
+    if evaluations < MIN_EVALUATIONS:
+        return _signal(reading, now, limit, "too-few", f"{counted}; need {MIN_EVALUATIONS} to decide")
+    return _signal(reading, now, limit, "ok", counted)
+
+
+WHY_NOT = {"stalled": "the query must be fixed", "transient": "the server did not answer; retry",
+           "stale": "the newest sample is too old", "too-few": "too few samples yet"}
+
+
+def _verdict(policy: Policy, readings: tuple[Any, Any, Any], signals: Sequence[SignalCheck],
+             now: datetime, seed: int) -> tuple[bool, str]:
+    failing = [f"{s.signal}: {WHY_NOT[s.status]}" for s in signals if s.status != "ok"]
+    if failing:
+        return False, f"not enough to decide ({'; '.join(failing)})"
+    trainings, evaluations, carbon = readings
+    try:
+        history = history_from(policy, trainings, evaluations, carbon.value, now)
+        model = fit_cost_model(history, policy.slo_target, policy.slo_window, seed, policy.telemetry.carbon_constant)
+    except StalledError as err:
+        return False, f"not enough to decide: {err}"
+    return True, (f"enough to decide: {model.trainings} training runs, {model.evaluations} evaluations covering "
+                  f"model ages up to {model.max_age_days:.1f} days")
+
+
+def check_policy(policy: Policy, sources: Sources, now: datetime, seed: int = 42) -> PolicyCheck:
+    """Read each signal as a reconcile would; report what was found and whether a decision is possible."""
+    start = now - policy.telemetry.lookback
+    trainings = _attempt("energy", lambda: read_trainings(policy, sources, start, now))
+    runs = trainings.value if isinstance(trainings, Reading) else ()
+    evaluations = _attempt("quality", lambda: read_evaluations(policy, sources, runs, start, now))
+    carbon = _attempt("carbon intensity", lambda: read_carbon(policy, sources, start, now))
+    signals = (
+        evaluations if isinstance(evaluations, SignalCheck)
+        else _quality_check(evaluations, policy, now, isinstance(trainings, Reading)),
+        trainings if isinstance(trainings, SignalCheck) else _energy_check(trainings, policy, now),
+        carbon if isinstance(carbon, SignalCheck) else _carbon_check(carbon, policy, now),
+    )
+    enough, verdict = _verdict(policy, (trainings, evaluations, carbon), signals, now, seed)
+    return PolicyCheck(policy.name, f"{policy.source_file}:{policy.source_line}", signals, enough, verdict)
+
+
+def _carbon_check(reading: Reading[float | None], policy: Policy, now: datetime) -> SignalCheck:
+    if reading.value is None:
+        return SignalCheck(reading.signal, reading.source, reading.query, "ok", "used for every hour")
+    return _signal(reading, now, policy.telemetry.max_staleness, "ok", f"mean {reading.value:.0f} gCO2e/kWh")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+def _figures(check: SignalCheck) -> str:
+    parts = [f"{check.series} {check.series_units}"] if check.series_units else []
+    parts += [f"{check.points} {check.units}", f"{_when(check.first)} .. {_when(check.last)} UTC"]
+    if check.missing_windows is not None:
+        parts.append(f"{check.missing_windows} missing")
+    if check.largest_gap is not None:
+        parts.append(f"largest gap {format_duration(check.largest_gap)}")
+    if check.last_age is not None:
+        parts.append(f"newest {format_duration(check.last_age)} old")
+    return ", ".join(parts)
+
+
+def render_text(checks: Sequence[PolicyCheck]) -> str:
+    """Two lines per signal (where and what; figures and verdict), one failure line, a verdict per policy."""
+    lines: list[str] = []
+    for check in checks:
+        lines.append(f"{check.policy} ({check.location})")
+        for signal in check.signals:
+            label = f"  {signal.signal:<17}"
+            if not signal.source:
+                lines.append(f"{label}{signal.status.upper()}: {signal.message}")
+                continue
+            where = f"{label}{signal.source}: {signal.query}"
+            if not signal.points:
+                lines.append(f"{where}: {signal.status}: {signal.message}")
+                continue
+            lines.append(where)
+            lines.append(f"  {'':<17}{_figures(signal)}: {signal.status}: {signal.message}")
+        lines.append(f"  => {check.verdict}")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return value
+
+
+def render_json(checks: Sequence[PolicyCheck]) -> str:
+    """Times as ISO 8601, durations in seconds."""
+    def signal(check: SignalCheck) -> dict[str, Any]:
+        return {k: _jsonable(v) for k, v in asdict(check).items()}
+    return json.dumps([{"policy": c.policy, "location": c.location, "enough": c.enough, "verdict": c.verdict,
+                        "signals": [signal(s) for s in c.signals]} for c in checks], indent=2)
