@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+ESTIMATE_NOTE = "estimated from CPU/memory usage, not measured"  # on every energy figure of the estimate preset
+
 
 @dataclass(frozen=True)
 class Forecast:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.costmodel import fit_cost_model
-from controller.decision import Decision
+from controller.decision import ESTIMATE_NOTE, Decision
 from controller.errors import SignalStalledError, StalledError, TransientError
 from controller.gitops import mr
 from controller.gitops.workspace import ProposalResult, Workspace
@@ -60,8 +60,10 @@ def _reconcile_policy(policy: Policy, settings: Settings, workspace: Workspace, 
     decision = decide(policy, history, model, settings.seed, settings.trials)
     if not decision.propose:
         current = decision.current
+        estimate = f" ({ESTIMATE_NOTE})" if decision.evidence.energy_estimated else ""
         figures = (f"today: {current.retrains_per_month:.0f} retrains/month, predicted SLO compliance "
-                   f"{current.compliance_lower:.1%} (lower bound), {current.energy_kwh_per_period:.1f} kWh per period")
+                   f"{current.compliance_lower:.1%} (lower bound), {current.energy_kwh_per_period:.1f} kWh per period"
+                   f"{estimate}")
         note = f"; {decision.budget_note}" if decision.budget_note else ""
         return Outcome(policy.name, "ok", f"no change proposed: {decision.reason} ({figures}){note}", decision)
     title, body = mr.title(policy, decision), mr.body(policy, decision)

@@ -20,7 +20,9 @@ import pytest
 import yaml
 
 from controller.costmodel import fit_cost_model
+from controller.decision import ESTIMATE_NOTE
 from controller.errors import StalledError, TransientError
+from controller.gitops import mr
 from controller.optimize.decide import decide
 from controller.policy.model import Policy, policy_from_data
 from controller.telemetry import mlflow_store, promql
@@ -182,6 +184,12 @@ def test_cpu_memory_estimate_is_flagged(prometheus_url: str, empty_mlflow: Mlflo
     assert all(t.energy_kwh == pytest.approx(per_job) for t in history.trainings)
     model = fit_cost_model(history, p.slo_target, p.slo_window, 1, 60.0)
     assert model.energy_estimated
+    decision = decide(p, history, model, seed=1, trials=20)
+    assert decision.evidence.energy_estimated and ESTIMATE_NOTE in decision.reason
+    assert mr.title(p, decision).endswith("energy, estimated)")
+    body = mr.body(p, decision)
+    assert body.count(ESTIMATE_NOTE) >= 3  # energy row, carbon row, why
+    assert '"energy_estimated": true' in body
 
 
 def test_mlflow_runs_get_their_energy_from_prometheus_jobs(prometheus_url: str,

@@ -4,7 +4,7 @@ import json
 import math
 from dataclasses import asdict
 
-from controller.decision import Decision, Forecast
+from controller.decision import ESTIMATE_NOTE, Decision, Forecast
 from controller.optimize.candidates import describe
 from controller.policy.durations import format_duration
 from controller.policy.model import Policy
@@ -14,8 +14,9 @@ MACHINE_BLOCK = "greenops-decision"
 
 def title(policy: Policy, decision: Decision) -> str:
     change = decision.energy_change_percent
+    estimated = ", estimated" if decision.evidence.energy_estimated else ""
     return (f"greenops({policy.name}): retrain {describe(decision.proposed.schedule)} "
-            f"({change:+.0f}% energy)")
+            f"({change:+.0f}% energy{estimated})")
 
 
 def _row(label: str, current: str, proposed: str) -> str:
@@ -24,7 +25,7 @@ def _row(label: str, current: str, proposed: str) -> str:
 
 def _table(policy: Policy, current: Forecast, proposed: Forecast, estimated: bool) -> list[str]:
     period = format_duration(policy.budget_period)
-    estimate = " (estimated from CPU/memory usage)" if estimated else ""
+    estimate = f" ({ESTIMATE_NOTE})" if estimated else ""
     figures = [
         ("Schedule", f"`{current.schedule}`", f"`{proposed.schedule}`"),
         ("In words", describe(current.schedule), describe(proposed.schedule)),
@@ -88,4 +89,5 @@ def _finite(forecast: Forecast) -> dict[str, object]:
 
 
 def machine_block(decision: Decision) -> dict[str, object]:
-    return {"policy": decision.policy, "current": _finite(decision.current), "proposed": _finite(decision.proposed)}
+    return {"policy": decision.policy, "current": _finite(decision.current), "proposed": _finite(decision.proposed),
+            "energy_estimated": decision.evidence.energy_estimated}

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 from controller import schedule
 from controller.costmodel import CostModel
-from controller.decision import Decision, Evidence, Forecast
+from controller.decision import ESTIMATE_NOTE, Decision, Evidence, Forecast
 from controller.optimize.simulate import simulate
 from controller.optimize.study import tune
 from controller.policy.model import Policy
@@ -53,6 +53,10 @@ def decide(policy: Policy, history: History, model: CostModel, seed: int, trials
     propose, reason = _why(policy, current, result.best, saving)
     if propose and policy.mode == "observe":
         propose, reason = False, f"{reason}; proposal.mode is observe, so no merge request"
+    budget_note = result.budget_note
+    if model.energy_estimated:
+        reason = f"{reason} (energy {ESTIMATE_NOTE})"
+        budget_note = budget_note and f"{budget_note} (energy {ESTIMATE_NOTE})"
     assert history.earliest is not None and history.latest is not None
     evidence = Evidence(
         source=history.source,
@@ -69,4 +73,4 @@ def decide(policy: Policy, history: History, model: CostModel, seed: int, trials
         carbon_intensity_g_per_kwh=model.carbon_intensity_g_per_kwh,
         energy_estimated=model.energy_estimated,
     )
-    return Decision(policy.name, current, result.best, propose, reason, result.budget_note, evidence)
+    return Decision(policy.name, current, result.best, propose, reason, budget_note, evidence)
