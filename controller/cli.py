@@ -108,6 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.policies, args.state_dir, seed=args.seed, trials=args.trials)
 
 
+DEFAULT_COUNTRY = "USA"
 POLICY_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # metadata.name, as the schema has it
 
 
@@ -126,54 +127,62 @@ def cmd_track(args: argparse.Namespace) -> int:
     policy = args.policy or os.environ.get("GREENOPS_POLICY")
     from controller.track import TrackOptions, location_problem, run_tracked
 
-    problem = _track_usage_problem(command, policy) or location_problem(args.country_iso_code, args.region)
+    country = args.country_iso_code or os.environ.get("GREENOPS_COUNTRY_ISO_CODE")
+    problem = _track_usage_problem(command, policy) or location_problem(country or DEFAULT_COUNTRY, args.region)
     if problem or not policy:
         print(f"greenops track: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    if not country:
+        print(f"greenops track: emissions_kg uses the {DEFAULT_COUNTRY} grid mix; set --country-iso-code or "
+              "GREENOPS_COUNTRY_ISO_CODE for yours (energy_kwh does not depend on it)", file=sys.stderr)
     from controller.telemetry.mlflow_store import MlflowTelemetry, default_tracking_uri
 
     options = TrackOptions(tuple(command), policy, args.model_version or os.environ.get("GREENOPS_MODEL_VERSION"),
-                           args.country_iso_code, args.region, args.tracking_mode, args.experiment)
+                           country or DEFAULT_COUNTRY, args.region, args.tracking_mode, args.experiment)
     return run_tracked(options, MlflowTelemetry(args.mlflow_uri or default_tracking_uri(args.state_dir), create=True))
 
 
-def _policies_to_check(args: argparse.Namespace) -> "tuple[list[Policy], list[str]]":
-    """Valid policies selected by name or path (from --repo or local files), and problems to report."""
+def _policies_to_check(args: argparse.Namespace) -> "tuple[list[Policy], list[str], list[str]]":
+    """(valid policies selected by name or path, problems with what was asked for, other files' problems).
+
+    Paths are local, or inside --repo when one is given; anything that is not a path is a policy name.
+    """
     from controller.policy.validate import validate_paths
 
-    names = [item for item in args.policies if not Path(item).exists()]
-    paths = [Path(item) for item in args.policies if Path(item).exists()]
-    root = None
+    root = Path.cwd()
     if args.repo:
         from controller.gitops.workspace import Workspace
 
         root = Workspace.open(args.repo, args.state_dir).root
-        paths = [root / args.policies_dir]
-    result = validate_paths(paths or [Path(args.policies_dir)], relative_to=root)
-    problems = [p.render() for p in result.problems]
+    paths = [root / item for item in args.policies if (root / item).exists()]
+    names = [item for item in args.policies if not (root / item).exists()]
+    result = validate_paths(paths or [root / args.policies_dir], relative_to=root)
     known = {p.name for p in result.policies}
-    problems += [f"{name}: no such policy file, folder or valid policy name" for name in names if name not in known]
-    return [p for p in result.policies if not names or p.name in names], problems
+    missing = [f"{name}: no such policy file, folder or valid policy name" for name in names if name not in known]
+    problems = [p.render() for p in result.problems]
+    selected = [p for p in result.policies if not names or p.name in names]
+    return selected, missing + (problems if not names else []), problems if names else []
 
 
 def cmd_telemetry_check(args: argparse.Namespace) -> int:
     from controller.errors import StalledError, TransientError
     from controller.telemetry.assemble import open_sources
     from controller.telemetry.mlflow_store import default_tracking_uri
-    from controller.telemetry_check import check_policy, render_json, render_text
+    from controller.telemetry_check import check_policies, render_json, render_text
 
     try:
-        policies, problems = _policies_to_check(args)
+        policies, problems, unrelated = _policies_to_check(args)
     except (StalledError, TransientError) as err:
         print(f"greenops telemetry check: {err}", file=sys.stderr)
         return EXIT_USER
-    for problem in problems:
+    for problem in problems + unrelated:
         print(problem, file=sys.stderr)
     sources = open_sources(args.mlflow_uri or default_tracking_uri(args.state_dir),
                            args.prometheus_url or os.environ.get("PROMETHEUS_URL") or None)
-    now = args.as_of or datetime.now(UTC)
-    checks = [check_policy(policy, sources, now) for policy in sorted(policies, key=lambda p: p.name)]
+    checks = check_policies(policies, sources, args.as_of or datetime.now(UTC))
     print(render_json(checks) if args.output == "json" else render_text(checks))
+    if any(c.error for c in checks):
+        return EXIT_BUG
     return EXIT_OK if checks and not problems and all(c.enough for c in checks) else EXIT_USER
 
 
@@ -250,10 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
         "track", help="run a training command and record its energy in MLflow (CodeCarbon, offline)",
         description="Run COMMAND, measure its energy with CodeCarbon's offline tracker (no network), and log "
         "energy_kwh, duration_s and emissions_kg to an MLflow run tagged greenops.policy=<policy> and "
-        "greenops.kind=training. The run is created first and passed to COMMAND as MLFLOW_RUN_ID, so a command "
-        "using mlflow.start_run() logs into it. COMMAND's output and exit code pass through (126/127 when it "
-        "cannot be run, 128+N when signal N killed it); the run ends FINISHED, FAILED or KILLED. SIGTERM is "
-        "forwarded to COMMAND. If MLflow is unreachable the command still runs, with a warning on stderr.")
+        "greenops.kind=training: the first run COMMAND starts with mlflow.start_run() (in any experiment; "
+        "MLFLOW_RUN_CONTEXT gives it the tags), or a new run in --experiment if it starts none. COMMAND's output "
+        "and exit code pass through (126/127 when it cannot be run, 128+N when signal N killed it); the run ends "
+        "FINISHED, FAILED or KILLED. SIGTERM is forwarded to COMMAND. If MLflow is unreachable the command still "
+        "runs, with a warning on stderr.")
     track.add_argument("--policy", help="policy the run belongs to (default: $GREENOPS_POLICY, which generated "
                        "CronJobs set)")
     track.add_argument("--model-version", help="version of the model this run produces (default: "
@@ -261,10 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                        "sqlite:///<state-dir>/mlflow.db)")
     track.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default store location")
-    track.add_argument("--experiment", default="greenops", help="MLflow experiment (default greenops)")
-    track.add_argument("--country-iso-code", default=os.environ.get("GREENOPS_COUNTRY_ISO_CODE", "USA"),
-                       help="ISO 3166 alpha-3 country whose grid mix gives emissions_kg (default: "
-                       "$GREENOPS_COUNTRY_ISO_CODE, else USA); energy_kwh does not depend on it")
+    track.add_argument("--experiment", default="greenops", help="MLflow experiment for a run greenops creates, and "
+                       "COMMAND's default (MLFLOW_EXPERIMENT_NAME) unless already set (default greenops)")
+    track.add_argument("--country-iso-code", help="ISO 3166 alpha-3 country whose grid mix gives emissions_kg "
+                       "(default: $GREENOPS_COUNTRY_ISO_CODE, else USA with a note); energy_kwh does not depend on "
+                       "it")
     track.add_argument("--region", default=os.environ.get("GREENOPS_REGION"),
                        help="region within the country, e.g. a US state or Canadian province")
     track.add_argument("--tracking-mode", choices=("machine", "process"), default="machine",

@@ -117,11 +117,13 @@ def _cv_mae(ages: np.ndarray, qualities: np.ndarray, seed: int) -> float:
 
 
 def _energy(history: History) -> tuple[float, int]:
+    """Mean energy per retrain, from at least MIN_TRAININGS measured retrains (never from one lucky run)."""
     values = [t.energy_kwh for t in history.trainings if t.energy_kwh is not None and t.energy_kwh >= 0]
-    if not values:
+    if len(values) < MIN_TRAININGS:
         raise StalledError(
-            f"no training run of {history.policy} in {history.source} has an energy metric; log energy_kwh "
-            "(or set spec.telemetry.energy.metric) on the training runs")
+            f"only {len(values)} of {len(history.trainings)} training runs of {history.policy} in {history.source} "
+            f"have an energy figure (need {MIN_TRAININGS}); log energy_kwh (or set spec.telemetry.energy.metric) on "
+            "the training runs, or check that the energy query covers them")
     return float(np.mean(values)), len(values)
 
 

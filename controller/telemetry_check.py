@@ -7,18 +7,21 @@ model a reconcile would, so "enough to decide" here means a reconcile will not s
 
 import itertools
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from controller.costmodel import MIN_EVALUATIONS, MIN_TRAININGS, fit_cost_model
+from controller.decision import ESTIMATE_NOTE
 from controller.errors import StalledError, TransientError
 from controller.policy.durations import format_duration
 from controller.policy.model import Policy
 from controller.telemetry.assemble import (
     Reading,
     Sources,
+    energy_is_estimated,
     history_from,
     read_carbon,
     read_evaluations,
@@ -28,6 +31,7 @@ from controller.telemetry.assemble import (
 from controller.telemetry.history import Evaluation, TrainingRun
 
 T = TypeVar("T")
+log = logging.getLogger("greenops.telemetry_check")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class SignalCheck:
     missing_windows: int | None = None  # expected samples absent between first and last
     largest_gap: timedelta | None = None
     last_age: timedelta | None = None
+    estimated: bool = False  # energy from the CPU/memory estimate, not measured
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class PolicyCheck:
     signals: tuple[SignalCheck, ...]
     enough: bool
     verdict: str
+    error: bool = False  # a bug in greenops, not a telemetry problem
 
 
 def _gaps(stamps: Sequence[float], step: timedelta | None) -> tuple[int | None, timedelta | None]:
@@ -72,8 +78,8 @@ def _gaps(stamps: Sequence[float], step: timedelta | None) -> tuple[int | None, 
     return sum(max(0, round(delta / size) - 1) for delta in deltas), largest
 
 
-def _signal(reading: Reading[Any], now: datetime, limit: timedelta | None, status: str,
-            message: str) -> SignalCheck:
+def _signal(reading: Reading[Any], now: datetime, limit: timedelta | None, status: str, message: str,
+            estimated: bool = False) -> SignalCheck:
     missing, largest = _gaps(reading.stamps, reading.step)
     first = reading.stamps[0] if reading.stamps else None
     newest = reading.newest
@@ -81,8 +87,8 @@ def _signal(reading: Reading[Any], now: datetime, limit: timedelta | None, statu
     return SignalCheck(
         reading.signal, reading.source, reading.query, "stale" if stale else status, stale or message,
         reading.series, reading.series_units, len(reading.stamps), reading.units,
-        datetime.fromtimestamp(first, tz=now.tzinfo) if first is not None else None, newest, missing, largest,
-        now - newest if newest else None)
+        datetime.fromtimestamp(first, tz=UTC) if first is not None else None, newest, missing, largest,
+        now - newest if newest else None, estimated)
 
 
 def _failed(signal: str, err: Exception) -> SignalCheck:
@@ -98,15 +104,18 @@ def _attempt(signal: str, read: Callable[[], Reading[T]]) -> Reading[T] | Signal
 
 
 def _energy_check(reading: Reading[tuple[TrainingRun, ...]], policy: Policy, now: datetime) -> SignalCheck:
+    """No staleness limit: retrains may legitimately be weeks apart."""
     runs = reading.value
     priced = sum(1 for run in runs if run.energy_kwh is not None)
+    estimated = energy_is_estimated(policy)
+    counted = f"{len(runs)} retrains, {priced} with energy" + (f" ({ESTIMATE_NOTE})" if estimated else "")
     if not runs:
         return _signal(reading, now, None, "stalled", f"nothing matched: no {reading.query} in the last "
                        f"{format_duration(policy.telemetry.lookback)} of {reading.source}")
     if priced < MIN_TRAININGS:
-        return _signal(reading, now, None, "too-few", f"{len(runs)} retrains, {priced} with energy; need "
-                       f"{MIN_TRAININGS} with energy to decide")
-    return _signal(reading, now, None, "ok", f"{len(runs)} retrains, {priced} with energy")
+        return _signal(reading, now, None, "too-few", f"{counted}; need {MIN_TRAININGS} with energy to decide",
+                       estimated)
+    return _signal(reading, now, None, "ok", counted, estimated)
 
 
 def _quality_check(reading: Reading[tuple[Evaluation, ...]], policy: Policy, now: datetime,
@@ -119,7 +128,9 @@ def _quality_check(reading: Reading[tuple[Evaluation, ...]], policy: Policy, now
     unattributed = len(reading.stamps) - evaluations
     counted = f"{evaluations} evaluations" + (f" ({unattributed} values not attributable to a model version)"
                                               if unattributed else "")
-    if unattributed and not retrains_known:  # values are there; the energy signal's failure is the problem
+    # Without a version label, values are attributed to the model serving at the time, which needs the
+    # retrains: when the energy signal failed, the values are fine and the energy signal is the problem.
+    if unattributed and not retrains_known:
         return _signal(reading, now, limit, "ok", f"{len(reading.stamps)} values, attributed to model versions "
                        "once the energy signal finds the retrains")
     if evaluations < MIN_EVALUATIONS:
@@ -131,12 +142,16 @@ WHY_NOT = {"stalled": "the query must be fixed", "transient": "the server did no
            "stale": "the newest sample is too old", "too-few": "too few samples yet"}
 
 
-def _verdict(policy: Policy, readings: tuple[Any, Any, Any], signals: Sequence[SignalCheck],
-             now: datetime, seed: int) -> tuple[bool, str]:
-    failing = [f"{s.signal}: {WHY_NOT[s.status]}" for s in signals if s.status != "ok"]
-    if failing:
-        return False, f"not enough to decide ({'; '.join(failing)})"
-    trainings, evaluations, carbon = readings
+def _carbon_check(reading: Reading[float | None], policy: Policy, now: datetime) -> SignalCheck:
+    if reading.value is None:
+        return SignalCheck(reading.signal, reading.source, reading.query, "ok", "used for every hour")
+    return _signal(reading, now, policy.telemetry.max_staleness, "ok", f"mean {reading.value:.0f} gCO2e/kWh")
+
+
+def _verdict(policy: Policy, trainings: Reading[tuple[TrainingRun, ...]],
+             evaluations: Reading[tuple[Evaluation, ...]], carbon: Reading[float | None], now: datetime,
+             seed: int) -> tuple[bool, str]:
+    """Fit the cost model a reconcile would fit: its refusal is the reason, its size the evidence."""
     try:
         history = history_from(policy, trainings, evaluations, carbon.value, now)
         model = fit_cost_model(history, policy.slo_target, policy.slo_window, seed, policy.telemetry.carbon_constant)
@@ -159,14 +174,27 @@ def check_policy(policy: Policy, sources: Sources, now: datetime, seed: int = 42
         trainings if isinstance(trainings, SignalCheck) else _energy_check(trainings, policy, now),
         carbon if isinstance(carbon, SignalCheck) else _carbon_check(carbon, policy, now),
     )
-    enough, verdict = _verdict(policy, (trainings, evaluations, carbon), signals, now, seed)
+    failing = [f"{s.signal}: {WHY_NOT[s.status]}" for s in signals if s.status != "ok"]
+    if (not failing and isinstance(trainings, Reading) and isinstance(evaluations, Reading)
+            and isinstance(carbon, Reading)):
+        enough, verdict = _verdict(policy, trainings, evaluations, carbon, now, seed)
+    else:
+        enough, verdict = False, f"not enough to decide ({'; '.join(failing)})"
     return PolicyCheck(policy.name, f"{policy.source_file}:{policy.source_line}", signals, enough, verdict)
 
 
-def _carbon_check(reading: Reading[float | None], policy: Policy, now: datetime) -> SignalCheck:
-    if reading.value is None:
-        return SignalCheck(reading.signal, reading.source, reading.query, "ok", "used for every hour")
-    return _signal(reading, now, policy.telemetry.max_staleness, "ok", f"mean {reading.value:.0f} gCO2e/kWh")
+def check_policies(policies: Sequence[Policy], sources: Sources, now: datetime) -> list[PolicyCheck]:
+    """Every policy, in name order; a bug while checking one is reported and the others go on."""
+    checks = []
+    for policy in sorted(policies, key=lambda p: p.name):
+        try:
+            checks.append(check_policy(policy, sources, now))
+        except Exception as err:
+            log.exception("internal error", extra={"policy": policy.name})
+            checks.append(PolicyCheck(policy.name, f"{policy.source_file}:{policy.source_line}", (), False,
+                                      f"internal error: {type(err).__name__}: {err}; please report it "
+                                      "(GREENOPS_DEBUG=1 prints the traceback)", error=True))
+    return checks
 
 
 def _when(moment: datetime | None) -> str:

@@ -1,33 +1,39 @@
 """`greenops track -- <command>`: measure a training command's energy with CodeCarbon and log it to MLflow.
 
 The only module that imports CodeCarbon, and only its *offline* tracker: the online one calls
-internet services. The run is created before the command starts and handed to it through
-``MLFLOW_RUN_ID``, so a command that uses ``mlflow.start_run()`` logs into the same run; a command
-that does not use MLflow still gets one. The command's output and exit code pass through unchanged;
-greenops' own messages go to stderr, and a telemetry failure never fails the training.
+internet services. Runs the command creates with ``mlflow.start_run()`` carry the greenops tags
+through MLflow's ``MLFLOW_RUN_CONTEXT``, in whatever experiment the command picks; afterwards the
+first of them gets the energy figures (or a run is created if the command made none). The command's
+output and exit code pass through unchanged; greenops' own messages go to stderr, and a telemetry
+failure never fails the training.
 """
 
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Literal
 
 from codecarbon import OfflineEmissionsTracker
 from codecarbon.input import DataSource, DataSourceException
 
 from controller.errors import StalledError, TransientError
-from controller.telemetry.mlflow_store import MlflowTelemetry
+from controller.telemetry.mlflow_store import MlflowTelemetry, TaggedRun
 
 logging.getLogger("codecarbon").setLevel(logging.ERROR)
 
 EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND = 126, 127  # the shell's conventions
+TRACK_TAG = "greenops.track_id"  # marks the runs one `greenops track` invocation's command created
+KIND_TAG = "greenops.kind"
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class TrackOptions:
     model_version: str | None
     country_iso_code: str
     region: str | None
-    tracking_mode: str
+    tracking_mode: Literal["machine", "process"]
     experiment: str
 
 
@@ -45,8 +51,8 @@ class TrackOptions:
 class Measurement:
     returncode: int  # negative: killed by that signal
     duration_s: float
-    energy_kwh: float
-    emissions_kg: float
+    energy_kwh: float | None  # None: CodeCarbon could not measure
+    emissions_kg: float | None
 
 
 def location_problem(country_iso_code: str, region: str | None) -> str | None:
@@ -99,7 +105,7 @@ def _run(command: tuple[str, ...], environment: dict[str, str]) -> tuple[int, fl
         child = subprocess.Popen(list(command), env=environment)
     except OSError as err:
         missing = isinstance(err, FileNotFoundError)
-        print(f"greenops track: cannot run {command[0]}: {err.strerror}", file=sys.stderr, flush=True)
+        _warn(f"cannot run {command[0]}: {err.strerror}")
         return (EXIT_NOT_FOUND if missing else EXIT_CANNOT_EXECUTE), time.perf_counter() - began
     with _signals_forwarded_to(child):
         returncode = child.wait()
@@ -107,18 +113,31 @@ def _run(command: tuple[str, ...], environment: dict[str, str]) -> tuple[int, fl
 
 
 def measure(options: TrackOptions, environment: dict[str, str]) -> Measurement:
-    """Run the command under CodeCarbon's offline tracker (no file output, no network)."""
+    """Run the command under CodeCarbon's offline tracker (no file output, no network).
+
+    CodeCarbon hides most of its own failures; any that escape are reported and the command runs
+    regardless, recorded without energy rather than with a made-up zero.
+    """
     tracker = OfflineEmissionsTracker(
         country_iso_code=options.country_iso_code.upper(), region=options.region,
-        tracking_mode=options.tracking_mode, save_to_file=False, allow_multiple_runs=True,
-        log_level="error", project_name=options.policy)
-    tracker.start()
+        tracking_mode=options.tracking_mode, allow_multiple_runs=True, log_level="error", project_name=options.policy,
+        output_methods=[])  # explicit, so no .codecarbon.config can turn on its API output (network) or a CSV
+    try:
+        tracker.start()
+    except Exception as err:  # a measuring library must never stop the training
+        _warn(f"CodeCarbon could not start ({type(err).__name__}: {err}); running without energy measurement")
     try:
         returncode, duration = _run(options.command, environment)
     finally:
-        emissions_kg = tracker.stop() or 0.0
-    energy = tracker.final_emissions_data.energy_consumed if tracker.final_emissions_data else 0.0
-    return Measurement(returncode, duration, float(energy), float(emissions_kg))
+        try:
+            emissions_kg = tracker.stop()
+        except Exception as err:
+            emissions_kg = None
+            _warn(f"CodeCarbon could not measure ({type(err).__name__}: {err})")
+    data = getattr(tracker, "final_emissions_data", None)
+    energy = float(data.energy_consumed) if data is not None else None
+    emissions = float(emissions_kg) if emissions_kg is not None and energy is not None else None
+    return Measurement(returncode, duration, energy, emissions)
 
 
 def _outcome(returncode: int) -> str:
@@ -132,33 +151,64 @@ def _warn(message: str) -> None:
     print(f"greenops track: {message}", file=sys.stderr, flush=True)
 
 
-def _open_run(options: TrackOptions, telemetry: MlflowTelemetry) -> str | None:
-    tags = {"greenops.energy_source": "codecarbon-offline", "greenops.country_iso_code": options.country_iso_code}
-    if options.model_version:
-        tags["model_version"] = options.model_version
+def _environment(options: TrackOptions, telemetry: MlflowTelemetry, track_id: str) -> dict[str, str]:
+    """The command's environment: same store, greenops tags on every run it starts, a default experiment."""
     try:
-        run_id = telemetry.start_run(options.policy, "training", datetime.now(UTC), tags, options.experiment)
-        if not options.model_version:
-            telemetry.set_tag(run_id, "model_version", run_id)
-        return run_id
-    except (StalledError, TransientError) as err:
-        _warn(f"{err}; running the command without recording its energy")
-        return None
+        context = dict(json.loads(os.environ.get("MLFLOW_RUN_CONTEXT") or "{}"))
+    except (ValueError, TypeError):
+        _warn("ignoring MLFLOW_RUN_CONTEXT: it is not a JSON object of tags")
+        context = {}
+    context |= {"greenops.policy": options.policy, KIND_TAG: "training", TRACK_TAG: track_id}
+    if options.model_version:
+        context["model_version"] = options.model_version
+    environment = {**os.environ, "GREENOPS_POLICY": options.policy, "MLFLOW_TRACKING_URI": telemetry.raw_uri,
+                   "MLFLOW_RUN_CONTEXT": json.dumps(context)}
+    environment.setdefault("MLFLOW_EXPERIMENT_NAME", options.experiment)
+    return environment
+
+
+def _training_run(options: TrackOptions, telemetry: MlflowTelemetry, runs: list[TaggedRun],
+                  started: datetime) -> str:
+    """The run that stands for this retrain: the first top-level run the command made, else a new one.
+
+    The command's other runs (nested, or a second top-level one) lose the training tag, so one
+    retrain counts once.
+    """
+    top_level = [run for run in runs if run.parent_run_id is None]
+    if top_level:
+        chosen = top_level[0].run_id
+    else:
+        chosen = telemetry.start_run(options.policy, "training", started, {}, options.experiment)
+    for run in runs:
+        if run.run_id != chosen:
+            telemetry.delete_tag(run.run_id, KIND_TAG)
+    return chosen
+
+
+def _record(options: TrackOptions, telemetry: MlflowTelemetry, track_id: str, started: datetime,
+            result: Measurement) -> None:
+    runs = telemetry.runs_tagged(TRACK_TAG, track_id)
+    run_id = _training_run(options, telemetry, runs, started)
+    existing = next((run.tags for run in runs if run.run_id == run_id), {})
+    tags = {"greenops.country_iso_code": options.country_iso_code.upper(),
+            "model_version": options.model_version or existing.get("model_version") or run_id}
+    metrics = {"duration_s": result.duration_s}
+    if result.energy_kwh is None:
+        tags["greenops.energy_error"] = "CodeCarbon could not measure this run; see the job's log"
+    else:
+        tags["greenops.energy_source"] = "codecarbon-offline"
+        metrics |= {"energy_kwh": result.energy_kwh, "emissions_kg": result.emissions_kg or 0.0}
+    telemetry.set_tags(run_id, tags)
+    telemetry.finish_run(run_id, metrics, _outcome(result.returncode), datetime.now(UTC))
 
 
 def run_tracked(options: TrackOptions, telemetry: MlflowTelemetry) -> int:
     """Run the command, record energy, duration, emissions and status in MLflow; return the command's exit code."""
-    run_id = _open_run(options, telemetry)
-    environment = {**os.environ, "GREENOPS_POLICY": options.policy}
-    if run_id is not None:
-        environment |= {"MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": telemetry.raw_uri}
-    result = measure(options, environment)
-    exit_code = _exit_code(result.returncode)
-    if run_id is None:
-        return exit_code
-    metrics = {"energy_kwh": result.energy_kwh, "duration_s": result.duration_s, "emissions_kg": result.emissions_kg}
+    track_id = uuid.uuid4().hex
+    started = datetime.now(UTC)
+    result = measure(options, _environment(options, telemetry, track_id))
     try:
-        telemetry.finish_run(run_id, metrics, _outcome(result.returncode), datetime.now(UTC))
+        _record(options, telemetry, track_id, started, result)
     except (StalledError, TransientError) as err:
-        _warn(f"{err}; the run {run_id} keeps no energy figures")
-    return exit_code
+        _warn(f"{err}; this run's energy is not recorded")
+    return _exit_code(result.returncode)

@@ -1,5 +1,7 @@
 """Real servers for integration tests, on loopback, each in its own process group and always stopped."""
 
+import base64
+import math
 import os
 import signal
 import socket
@@ -21,13 +23,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float,
+                      headers: dict[str, str]) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early ({process.returncode}):\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -37,13 +40,13 @@ def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, tim
 
 @contextmanager
 def running(command: list[str], ready_url: str, log: Path, timeout_s: float = 60,
-            environment: dict[str, str] | None = None) -> Iterator[None]:
+            environment: dict[str, str] | None = None, ready_headers: dict[str, str] | None = None) -> Iterator[None]:
     """Start ``command`` in a new process group; stop the whole group on exit, whatever happens."""
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
                                    env=environment)
     try:
-        _wait_until_ready(ready_url, process, log, timeout_s)
+        _wait_until_ready(ready_url, process, log, timeout_s, ready_headers or {})
         yield
     finally:
         try:
@@ -65,13 +68,22 @@ def write_openmetrics(path: Path, samples: Iterable[OpenMetricsSample]) -> None:
     ordered = sorted(samples, key=lambda s: (s[0], _label_text(s[1]), s[3]))
     with path.open("w") as out:
         for name, labels, value, seconds in ordered:
-            out.write(f"{name}{{{_label_text(labels)}}} {value!r} {seconds:.3f}\n")
+            number = "NaN" if math.isnan(value) else repr(value)
+            out.write(f"{name}{{{_label_text(labels)}}} {number} {seconds:.3f}\n")
         out.write("# EOF\n")
 
 
+PROMETHEUS_USER, PROMETHEUS_PASSWORD = "greenops", "greenops-prom-pass"
+# bcrypt (cost 4, so each request stays fast) of PROMETHEUS_PASSWORD, for Prometheus' --web.config.file
+PROMETHEUS_PASSWORD_HASH = "$2b$04$jQoKDpNuKG1fzRM.FvqPROuhl/PNytJsBP3a3QULh.dERvG2N0lBa"
+
+
 @contextmanager
-def prometheus_with_history(root: Path, samples: Iterable[OpenMetricsSample]) -> Iterator[str]:
-    """A real Prometheus whose TSDB was backfilled with ``samples`` by promtool; yields its URL."""
+def prometheus_with_history(root: Path, samples: Iterable[OpenMetricsSample], auth: bool = False) -> Iterator[str]:
+    """A real Prometheus whose TSDB was backfilled with ``samples`` by promtool; yields its URL.
+
+    With ``auth``, it requires basic auth (PROMETHEUS_USER / PROMETHEUS_PASSWORD).
+    """
     promtool, prometheus = require_binary("promtool"), require_binary("prometheus")
     data = root / "tsdb"
     source = root / "history.om"
@@ -84,7 +96,14 @@ def prometheus_with_history(root: Path, samples: Iterable[OpenMetricsSample]) ->
     url = f"http://127.0.0.1:{port}"
     command = [prometheus, f"--config.file={config}", f"--storage.tsdb.path={data}",
                "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{port}"]
-    with running(command, f"{url}/-/ready", root / "prometheus.log"):
+    headers = {}
+    if auth:
+        web = root / "web.yml"
+        web.write_text(f"basic_auth_users:\n  {PROMETHEUS_USER}: '{PROMETHEUS_PASSWORD_HASH}'\n")
+        command.append(f"--web.config.file={web}")
+        token = base64.b64encode(f"{PROMETHEUS_USER}:{PROMETHEUS_PASSWORD}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    with running(command, f"{url}/-/ready", root / "prometheus.log", ready_headers=headers):
         yield url
 
 

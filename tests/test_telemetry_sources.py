@@ -26,14 +26,22 @@ from controller.gitops import mr
 from controller.optimize.decide import decide
 from controller.policy.model import Policy, policy_from_data
 from controller.telemetry import mlflow_store, promql
-from controller.telemetry.assemble import Sources, carbon_intensity, energy_jobs, load_history
+from controller.telemetry.assemble import Sources, carbon_intensity, load_history, read_energy_jobs
 from controller.telemetry.history import History
 from controller.telemetry.mlflow_store import MlflowTelemetry
 from controller.telemetry.prometheus_source import PrometheusTelemetry
 from controller.telemetry_check import check_policy
 
 from .conftest import PROJECT, make_remote
-from .servers import ADMIN_PASSWORD, OpenMetricsSample, free_port, mlflow_server, prometheus_with_history
+from .servers import (
+    ADMIN_PASSWORD,
+    PROMETHEUS_PASSWORD,
+    PROMETHEUS_USER,
+    OpenMetricsSample,
+    free_port,
+    mlflow_server,
+    prometheus_with_history,
+)
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
 DAYS = 45
@@ -100,6 +108,9 @@ def prometheus_samples() -> list[OpenMetricsSample]:
         moment = END - timedelta(hours=DAYS * 24 - hour)
         samples.append(("grid_carbon_intensity_gco2_per_kwh", {"zone": "GB"},
                         100 + 50 * math.sin(2 * math.pi * hour / 24), moment.timestamp()))
+        if hour % 100 == 7:  # an exporter's NaN between two hourly values: no information, never averaged
+            samples.append(("grid_carbon_intensity_gco2_per_kwh", {"zone": "GB"}, math.nan,
+                            (moment + timedelta(minutes=30)).timestamp()))
     return samples
 
 
@@ -169,8 +180,8 @@ def test_same_history_and_decision_via_mlflow_and_prometheus(
 
 @pytest.mark.parametrize("preset", ["kepler-0.10", "kepler-0.9", "codecarbon"])
 def test_every_energy_preset_finds_each_job_and_its_exact_energy(prometheus_url: str, preset: str) -> None:
-    jobs = energy_jobs(policy(energy={"source": "prometheus", "preset": preset}), PrometheusTelemetry(prometheus_url),
-                       END - timedelta(days=90), END)
+    jobs = read_energy_jobs(policy(energy={"source": "prometheus", "preset": preset}),
+                            PrometheusTelemetry(prometheus_url), END - timedelta(days=90), END).value
     expected = [(start.timestamp() + JOB_SECONDS, kwh) for _, start, kwh in truth()[0]]
     assert [(job.end, round(job.energy_kwh, 9)) for job in jobs] == [(end, round(kwh, 9)) for end, kwh in expected]
     assert not any(job.estimated for job in jobs)
@@ -219,14 +230,14 @@ def test_stale_quality_means_no_decision(prometheus_url: str, empty_mlflow: Mlfl
 def test_a_query_that_matches_nothing_names_the_query(prometheus_url: str) -> None:
     p = replace(policy(energy={"source": "prometheus"}), namespace="nope")
     with pytest.raises(StalledError, match=r'energy query kepler_pod_cpu_joules_total\{pod_namespace="nope"'):
-        energy_jobs(p, PrometheusTelemetry(prometheus_url), END - timedelta(days=90), END)
+        read_energy_jobs(p, PrometheusTelemetry(prometheus_url), END - timedelta(days=90), END)
 
 
 def test_policy_values_cannot_widen_a_query(prometheus_url: str) -> None:
     """A prefix with regex and quote characters is matched literally, so it finds nothing."""
     hostile = policy(energy={"source": "prometheus", "podPrefix": '.*"} or vector(1) #'})
     with pytest.raises(StalledError, match="matched no series"):
-        energy_jobs(hostile, PrometheusTelemetry(prometheus_url), END - timedelta(days=90), END)
+        read_energy_jobs(hostile, PrometheusTelemetry(prometheus_url), END - timedelta(days=90), END)
 
 
 def test_invalid_promql_is_the_users_to_fix(prometheus_url: str, empty_mlflow: MlflowTelemetry) -> None:
@@ -306,6 +317,20 @@ def test_telemetry_check_says_in_one_line_that_a_query_matches_nothing(prometheu
     assert "Traceback" not in done.stderr
 
 
+def test_telemetry_check_of_one_policy_ignores_other_broken_files(prometheus_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    policy_file(folder, **PROMETHEUS_POLICY)
+    (folder / "broken.yaml").write_text("kind: [unclosed\n")
+    done = telemetry_check(folder / "x", prometheus_url, "--policies-dir", str(folder))
+    assert done.returncode == 1 and "x: no such policy file, folder or valid policy name" in done.stderr
+    named = subprocess.run([str(Path(sys.executable).parent / "greenops"), "telemetry", "check", NAME,
+                            "--policies-dir", str(folder), "--prometheus-url", prometheus_url, "--as-of",
+                            END.isoformat()], capture_output=True, text=True, timeout=120)
+    assert named.returncode == 0, named.stdout + named.stderr
+    assert "broken.yaml:2:1: (root): invalid YAML" in named.stderr and "=> enough to decide" in named.stdout
+
+
 def test_telemetry_check_reports_stale_data_and_json(prometheus_url: str, tmp_path: Path) -> None:
     path = policy_file(tmp_path, **PROMETHEUS_POLICY)
     later = END + timedelta(days=10)
@@ -346,15 +371,18 @@ def test_telemetry_check_reads_mlflow_runs_and_counts_missing_windows(tmp_path: 
     early = check_policy(policy(), Sources(telemetry, None), END - timedelta(days=DAYS - 5))
     assert not early.enough and early.signals[0].status == "too-few"
     assert early.signals[0].last == END - timedelta(days=DAYS - 5)  # nothing after --as-of is read
+    assert early.signals[1].last is not None and early.signals[1].last <= END - timedelta(days=DAYS - 5)
 
 
 def test_an_evaluation_run_older_than_the_lookback_still_counts_its_recent_points(tmp_path: Path) -> None:
     """One long-lived evaluation run per model version is a valid contract: only its points are windowed."""
     telemetry = MlflowTelemetry(f"sqlite:///{tmp_path / 'mlflow.db'}", create=True)
     days = [END - timedelta(days=n) for n in range(120, -1, -1)]
-    telemetry.log_evaluations(NAME, "v1", "accuracy", [(day, 0.9) for day in days])
+    telemetry.log_evaluations(NAME, "v1", "accuracy", [(day, math.nan if day == END - timedelta(days=9) else 0.9)
+                                                       for day in days])
     recent = telemetry.evaluations(NAME, "accuracy", since=END - timedelta(days=90), until=END - timedelta(days=1))
-    assert [e.at for e in recent] == [d for d in days if END - timedelta(days=90) <= d <= END - timedelta(days=1)]
+    assert [e.at for e in recent] == [d for d in days if END - timedelta(days=90) <= d <= END - timedelta(days=1)
+                                      and d != END - timedelta(days=9)]  # the NaN is no evaluation
 
 
 def test_a_stalled_signal_in_a_pass_points_to_telemetry_check(prometheus_url: str, tmp_path: Path) -> None:
@@ -380,3 +408,15 @@ def test_mlflow_server_with_basic_auth_uses_mlflows_credential_variables(
         with pytest.raises(StalledError, match=r"refused to list experiments \(HTTP 401\): set MLFLOW_TRACKING_USER"):
             load_history(policy(), Sources(MlflowTelemetry(url), None), END)
     assert canonical(with_credentials) == canonical(load_history(policy(), Sources(sqlite_mlflow, None), END))
+
+
+def test_prometheus_basic_auth_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    empty_mlflow: MlflowTelemetry) -> None:
+    with prometheus_with_history(tmp_path, prometheus_samples(), auth=True) as url:
+        monkeypatch.setenv("PROMETHEUS_USERNAME", PROMETHEUS_USER)
+        monkeypatch.setenv("PROMETHEUS_PASSWORD", PROMETHEUS_PASSWORD)
+        history = load_history(policy(**PROMETHEUS_POLICY), Sources(empty_mlflow, PrometheusTelemetry(url)), END)
+        assert len(history.trainings) == len(truth()[0])
+        monkeypatch.setenv("PROMETHEUS_PASSWORD", "wrong")
+        with pytest.raises(StalledError, match=r"refused the query \(HTTP 401\): set PROMETHEUS_BEARER_TOKEN"):
+            load_history(policy(**PROMETHEUS_POLICY), Sources(empty_mlflow, PrometheusTelemetry(url)), END)

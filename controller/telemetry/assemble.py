@@ -88,14 +88,11 @@ def read_energy_jobs(policy: Policy, prometheus: PrometheusTelemetry, start: dat
         raise SignalStalledError(f"the energy query {shown} matched no series {where}; check the namespace, pod "
                                  "prefix and preset")
     if not jobs:
-        raise SignalStalledError(f"the energy query {shown} found {len(series)} series {where} but no job with two "
-                           f"samples less than {format_duration(JOB_GAP)} apart; scrape the job's pods more often")
+        raise SignalStalledError(f"the energy query {shown} found {len(series)} series {where} but no job with "
+                                 f"two samples less than {format_duration(JOB_GAP)} apart; scrape the job's pods "
+                                 "more often")
     return Reading("energy", f"Prometheus {prometheus.url}", shown, jobs, len(series), _stamps(series),
                    units="samples")
-
-
-def energy_jobs(policy: Policy, prometheus: PrometheusTelemetry, start: datetime, end: datetime) -> list[Job]:
-    return read_energy_jobs(policy, prometheus, start, end).value
 
 
 def _moment(seconds: float) -> datetime:
@@ -186,8 +183,8 @@ def read_carbon(policy: Policy, sources: Sources, start: datetime, end: datetime
     series = prometheus.gauge_series(query, start, end, CARBON_STEP)
     values = [v for _, samples in series for _, v in samples]
     if not values:
-        raise SignalStalledError(f"the carbon-intensity query {query} returned no data at {prometheus.url}; set "
-                           "spec.telemetry.carbonIntensity.zone/query, or use source: constant")
+        raise SignalStalledError(f"the carbon-intensity query {query} returned no data at {prometheus.url}; "
+                                 "set spec.telemetry.carbonIntensity.zone/query, or use source: constant")
     return Reading("carbon intensity", f"Prometheus {prometheus.url}", query, sum(values) / len(values),
                    len(series), _stamps(series), CARBON_STEP)
 
@@ -228,6 +225,10 @@ def history_from(policy: Policy, trainings: Reading[tuple[TrainingRun, ...]],
     fresh_evaluations = _fresh(evaluations, now, policy.telemetry.max_staleness)
     described = ", ".join(dict.fromkeys(r.source for r in (trainings, evaluations) if r.source.startswith(
         ("MLflow", "Prometheus"))))
+    return History(policy.name, described, trainings.value, fresh_evaluations, carbon, energy_is_estimated(policy))
+
+
+def energy_is_estimated(policy: Policy) -> bool:
+    """True when energy comes from the CPU/memory power model rather than a meter."""
     t = policy.telemetry
-    estimated = t.energy_source == "prometheus" and not t.energy_selector and t.energy_preset == "cpu-memory-estimate"
-    return History(policy.name, described, trainings.value, fresh_evaluations, carbon, estimated)
+    return t.energy_source == "prometheus" and not t.energy_selector and t.energy_preset == "cpu-memory-estimate"

@@ -9,8 +9,10 @@ The only module that imports MLflow. Contract (DESIGN.md §6):
 """
 
 import logging
+import math
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,14 @@ def _moment(millis: int) -> datetime:
 SQLITE_PREFIX = "sqlite:///"
 
 
+@dataclass(frozen=True)
+class TaggedRun:
+    run_id: str
+    started: datetime
+    parent_run_id: str | None
+    tags: dict[str, str]
+
+
 class MlflowTelemetry:
     """Reads a policy's history from an MLflow tracking store, paging through large ones."""
 
@@ -71,7 +81,12 @@ class MlflowTelemetry:
                 if not path.is_file():
                     raise StalledError(f"MLflow store {path} does not exist; pass --mlflow-uri or set "
                                        "MLFLOW_TRACKING_URI to where the model's runs are logged")
-            self._cached_client = MlflowClient(tracking_uri=self._uri)
+            try:
+                self._cached_client = MlflowClient(tracking_uri=self._uri)
+            except (MlflowException, ValueError, OSError) as err:  # unsupported scheme, malformed URI, bad path
+                message = redact(self._uri, str(getattr(err, "message", err)))
+                raise StalledError(f"cannot open the MLflow store {self.tracking_uri}: {message}; pass --mlflow-uri "
+                                   "or set MLFLOW_TRACKING_URI to a tracking server URL or a sqlite:/// path") from err
         return self._cached_client
 
     def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
@@ -82,7 +97,7 @@ class MlflowTelemetry:
             if status in (401, 403):
                 raise StalledError(f"MLflow at {self.tracking_uri} refused to {what} (HTTP {status}): set "
                                    "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN, "
-                                   "to credentials that may read the experiments") from err
+                                   "to credentials allowed to do that") from err
             raise TransientError(f"MLflow at {self.tracking_uri} failed to {what}: "
                                  f"{redact(self._uri, str(err.message))}") from err
         except OSError as err:
@@ -149,7 +164,8 @@ class MlflowTelemetry:
             version = run.data.tags.get("model_version", "")
             points = self._call("read metric history", self._client.get_metric_history, run.info.run_id, metric)
             evaluations.extend(Evaluation(version, _moment(p.timestamp), float(p.value)) for p in points
-                               if (low is None or p.timestamp >= low) and (high is None or p.timestamp <= high))
+                               if (low is None or p.timestamp >= low) and (high is None or p.timestamp <= high)
+                               and math.isfinite(p.value))  # a NaN (e.g. 0/0 accuracy) is no evaluation
         return tuple(sorted(evaluations, key=lambda e: (e.at, e.version)))
 
     def history(self, policy: str, metric: str, energy_metric: str) -> History:
@@ -193,8 +209,27 @@ class MlflowTelemetry:
         """The URI with credentials, for child processes that must reach the same store."""
         return self._uri
 
-    def set_tag(self, run_id: str, key: str, value: str) -> None:
-        self._call("tag a run", self._client.set_tag, run_id, key, value)
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        for key, value in sorted(tags.items()):
+            self._call("tag a run", self._client.set_tag, run_id, key, value)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self._call("untag a run", self._client.delete_tag, run_id, key)
+
+    def runs_tagged(self, key: str, value: str) -> list[TaggedRun]:
+        """Every active run, in any experiment, whose tag ``key`` is ``value`` (oldest first)."""
+        experiments = self._experiment_ids()
+        found: list[TaggedRun] = []
+        token = None
+        while experiments:
+            page = self._call("search runs", self._client.search_runs, experiments, f"tags.`{key}` = '{value}'",
+                              max_results=PAGE_SIZE, page_token=token)
+            found.extend(TaggedRun(run.info.run_id, _moment(run.info.start_time),
+                                   run.data.tags.get("mlflow.parentRunId"), dict(run.data.tags)) for run in page)
+            token = page.token
+            if not token:
+                break
+        return sorted(found, key=lambda run: (run.started, run.run_id))
 
     def finish_run(self, run_id: str, metrics: dict[str, float], outcome: str, finished: datetime) -> None:
         """Log ``metrics`` and end the run as ``outcome`` (FINISHED, FAILED or KILLED), even if the command ended it."""
@@ -204,13 +239,17 @@ class MlflowTelemetry:
         self._call("end the run", self._client.set_terminated, run_id, outcome, end_time=stamp)
 
 
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
 def _training(run: Any, metric: str, energy_metric: str) -> TrainingRun:
     metrics = run.data.metrics
     return TrainingRun(
         version=run.data.tags.get("model_version", run.info.run_id),
         finished_at=_moment(run.info.end_time),
-        duration_s=metrics.get("duration_s"),
-        energy_kwh=metrics.get(energy_metric),
-        validation_quality=metrics.get(metric),
+        duration_s=_finite(metrics.get("duration_s")),
+        energy_kwh=_finite(metrics.get(energy_metric)),
+        validation_quality=_finite(metrics.get(metric)),
     )
 

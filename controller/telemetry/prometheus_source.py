@@ -8,7 +8,9 @@ Two kinds of bounded reads:
 Bad queries are the user's to fix (stalled); an unreachable or slow server is transient.
 """
 
+import math
 import os
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +19,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from controller.errors import SignalStalledError, TransientError
+from controller.errors import SignalStalledError, StalledError, TransientError
 from controller.redact import safe_url
 from controller.telemetry.series import Sample, Series
 
@@ -36,6 +38,18 @@ def _basic_auth() -> tuple[str, str] | None:
     return (user, password) if user and password else None
 
 
+def _status_code(message: str) -> int | None:
+    """The HTTP status prometheus-api-client puts in its error message ("HTTP Status Code 401 (...)")."""
+    found = re.match(r"HTTP Status Code (\d{3})", message)
+    return int(found.group(1)) if found else None
+
+
+def _finite_samples(values: list[Any]) -> list[Sample]:
+    """Samples as floats; NaN and infinities (a 0/0 ratio, a stale marker) carry no information."""
+    samples = ((float(t), float(v)) for t, v in values)
+    return [(t, v) for t, v in samples if math.isfinite(v)]
+
+
 class PrometheusTelemetry:
     def __init__(self, url: str, timeout_s: int = DEFAULT_TIMEOUT_S) -> None:
         self.url = safe_url(url)  # for messages: never the credentials
@@ -47,6 +61,12 @@ class PrometheusTelemetry:
         try:
             return function(*args, **kwargs)
         except PrometheusApiClientException as err:
+            status = _status_code(str(err))
+            if status in (401, 403):
+                raise StalledError(f"Prometheus at {self.url} refused the query (HTTP {status}): set "
+                                   "PROMETHEUS_BEARER_TOKEN, or PROMETHEUS_USERNAME and PROMETHEUS_PASSWORD") from err
+            if status is not None and status >= 500:
+                raise TransientError(f"Prometheus at {self.url} failed (HTTP {status}) while running {query}") from err
             raise SignalStalledError(f"Prometheus at {self.url} rejected the query {query}: {err}; fix the query "
                                      "in the policy") from err
         except (requests.RequestException, OSError) as err:
@@ -63,7 +83,7 @@ class PrometheusTelemetry:
             result = self._call(selector, self._client.custom_query, query, params={"time": until.timestamp()})
             for item in result:
                 samples = merged.setdefault(tuple(sorted(item["metric"].items())), {})
-                samples.update((float(t), float(v)) for t, v in item.get("values", []))
+                samples.update(_finite_samples(item.get("values", [])))
             moment = until
         return [(dict(labels), sorted(samples.items())) for labels, samples in sorted(merged.items())]
 
@@ -78,6 +98,6 @@ class PrometheusTelemetry:
                                 step=f"{int(step.total_seconds())}s")
             for item in result:
                 merged.setdefault(tuple(sorted(item["metric"].items())), []).extend(
-                    (float(t), float(v)) for t, v in item.get("values", []))
+                    _finite_samples(item.get("values", [])))
             moment = until + step
         return [(dict(labels), sorted(set(samples))) for labels, samples in sorted(merged.items())]
