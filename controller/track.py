@@ -197,7 +197,9 @@ def _record(options: TrackOptions, telemetry: MlflowTelemetry, track_id: str, st
         tags["greenops.energy_error"] = "CodeCarbon could not measure this run; see the job's log"
     else:
         tags["greenops.energy_source"] = "codecarbon-offline"
-        metrics |= {"energy_kwh": result.energy_kwh, "emissions_kg": result.emissions_kg or 0.0}
+        metrics["energy_kwh"] = result.energy_kwh
+        if result.emissions_kg is not None:
+            metrics["emissions_kg"] = result.emissions_kg
     telemetry.set_tags(run_id, tags)
     telemetry.finish_run(run_id, metrics, _outcome(result.returncode), datetime.now(UTC))
 

@@ -91,8 +91,7 @@ def read_energy_jobs(policy: Policy, prometheus: PrometheusTelemetry, start: dat
         raise SignalStalledError(f"the energy query {shown} found {len(series)} series {where} but no job with "
                                  f"two samples less than {format_duration(JOB_GAP)} apart; scrape the job's pods "
                                  "more often")
-    return Reading("energy", f"Prometheus {prometheus.url}", shown, jobs, len(series), _stamps(series),
-                   units="samples")
+    return Reading("energy", f"Prometheus {prometheus.url}", shown, jobs, len(series), _stamps(series))
 
 
 def _moment(seconds: float) -> datetime:
@@ -125,7 +124,7 @@ def read_trainings(policy: Policy, sources: Sources, start: datetime,
     if t.energy_source == "prometheus":
         jobs = read_energy_jobs(policy, _prometheus(sources, policy), start, end)
         trainings = _with_job_energy(runs, jobs.value) if runs else _trainings_from_jobs(jobs.value)
-        return Reading("energy", jobs.source, jobs.query, trainings, jobs.series, jobs.stamps, units="samples")
+        return Reading("energy", jobs.source, jobs.query, trainings, jobs.series, jobs.stamps)
     priced = tuple(sorted(r.finished_at.timestamp() for r in runs if r.energy_kwh is not None))
     return Reading("energy", f"MLflow {sources.mlflow.tracking_uri}",
                    f"finished runs tagged greenops.policy={policy.name}, greenops.kind=training; metric "
@@ -223,8 +222,7 @@ def history_from(policy: Policy, trainings: Reading[tuple[TrainingRun, ...]],
                  evaluations: Reading[tuple[Evaluation, ...]], carbon: float | None, now: datetime) -> History:
     """The History of fresh readings; a stale quality signal stalls the policy."""
     fresh_evaluations = _fresh(evaluations, now, policy.telemetry.max_staleness)
-    described = ", ".join(dict.fromkeys(r.source for r in (trainings, evaluations) if r.source.startswith(
-        ("MLflow", "Prometheus"))))
+    described = ", ".join(dict.fromkeys((trainings.source, evaluations.source)))
     return History(policy.name, described, trainings.value, fresh_evaluations, carbon, energy_is_estimated(policy))
 
 

@@ -117,11 +117,15 @@ class MlflowTelemetry:
 
     def _runs(self, policy: str, kind: str, *conditions: str) -> Iterator[Any]:
         """Runs of ``policy`` of ``kind`` matching every extra filter ``condition``, page by page."""
+        yield from self._search(f"tags.`greenops.policy` = '{policy}'", f"tags.`greenops.kind` = '{kind}'",
+                                *conditions)
+
+    def _search(self, *conditions: str) -> Iterator[Any]:
+        """Active runs of every active experiment matching all ``conditions``, page by page."""
         experiments = self._experiment_ids()
         if not experiments:
             return
-        query = " AND ".join((f"tags.`greenops.policy` = '{policy}'", f"tags.`greenops.kind` = '{kind}'",
-                              *conditions))
+        query = " AND ".join(conditions)
         token = None
         while True:
             page = self._call("search runs", self._client.search_runs, experiments, query,
@@ -218,17 +222,8 @@ class MlflowTelemetry:
 
     def runs_tagged(self, key: str, value: str) -> list[TaggedRun]:
         """Every active run, in any experiment, whose tag ``key`` is ``value`` (oldest first)."""
-        experiments = self._experiment_ids()
-        found: list[TaggedRun] = []
-        token = None
-        while experiments:
-            page = self._call("search runs", self._client.search_runs, experiments, f"tags.`{key}` = '{value}'",
-                              max_results=PAGE_SIZE, page_token=token)
-            found.extend(TaggedRun(run.info.run_id, _moment(run.info.start_time),
-                                   run.data.tags.get("mlflow.parentRunId"), dict(run.data.tags)) for run in page)
-            token = page.token
-            if not token:
-                break
+        found = [TaggedRun(run.info.run_id, _moment(run.info.start_time), run.data.tags.get("mlflow.parentRunId"),
+                           dict(run.data.tags)) for run in self._search(f"tags.`{key}` = '{value}'")]
         return sorted(found, key=lambda run: (run.started, run.run_id))
 
     def finish_run(self, run_id: str, metrics: dict[str, float], outcome: str, finished: datetime) -> None:
