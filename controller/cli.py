@@ -54,7 +54,7 @@ def _settings(args: argparse.Namespace) -> "Settings":
                     target_branch=args.target_branch, policies_dir=args.policies_dir,
                     seed=args.seed, trials=args.trials, only=tuple(args.policy or ()),
                     prometheus_url=args.prometheus_url or os.environ.get("PROMETHEUS_URL") or None,
-                    now=args.as_of)
+                    now=args.as_of, optuna_storage=args.optuna_storage)
 
 
 def print_outcomes(outcomes: "Sequence[Outcome]", show_diff: bool) -> int:
@@ -226,7 +226,12 @@ def _add_tuning_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=_bounded_int(0, 2**32 - 1), default=42,
                         help="random seed: same inputs, same decision (default 42)")
     parser.add_argument("--trials", type=_bounded_int(1, 10_000), default=80,
-                        help="Optuna trials per policy (default 80)")
+                        help="Optuna trials per policy; a space smaller than this is searched exhaustively "
+                        "(default 80)")
+    parser.add_argument("--optuna-storage", metavar="URL", default=os.environ.get("GREENOPS_OPTUNA_STORAGE"),
+                        help="where Optuna studies are kept and warm-started from, e.g. "
+                        "postgresql://user@host/db (default: sqlite file optuna.db in the state directory; "
+                        "env GREENOPS_OPTUNA_STORAGE)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,9 @@ regression, and a monotone quantile model for p10); the chance that one evaluati
 meets the SLO comes from the mean curve and the residual spread, with bootstrap replicates,
 so the simulator can report a pessimistic (lower-bound) compliance instead of a point guess.
 Ages beyond what the history covers are treated as unknown (probability 0 of meeting the
-SLO): the optimiser never bets on extrapolation.
+SLO): the optimiser never bets on extrapolation. With too little history the model says so and
+falls back to a conservative prior: the observed share of windows that met the SLO at each age
+or younger, with no bootstrap spread and nothing beyond the oldest age seen.
 """
 
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import mean_absolute_error
 from sklearn.model_selection import KFold, cross_val_predict
 
+from controller.carbonprofile import CarbonProfile, fit_carbon_profile
 from controller.errors import StalledError
 from controller.telemetry.history import History
 
@@ -41,8 +44,13 @@ class CostModel:
     evaluations: int
     trainings: int
     cv_mae: float
-    carbon_intensity_g_per_kwh: float
+    carbon: CarbonProfile
     energy_estimated: bool
+    prior: str | None = None  # why the conservative prior replaced the fitted curves, if it did
+
+    @property
+    def carbon_intensity_g_per_kwh(self) -> float:
+        return self.carbon.mean
 
     def at(self, curve: np.ndarray, ages_days: np.ndarray) -> np.ndarray:
         """Interpolate ``curve`` at ``ages_days``; unknown ages (beyond the data) give NaN."""
@@ -117,46 +125,66 @@ def _cv_mae(ages: np.ndarray, qualities: np.ndarray, seed: int) -> float:
 
 
 def _energy(history: History) -> tuple[float, int]:
-    """Mean energy per retrain, from at least MIN_TRAININGS measured retrains (never from one lucky run)."""
+    """Mean energy per retrain; with fewer than MIN_TRAININGS measurements the largest one (conservative)."""
     values = [t.energy_kwh for t in history.trainings if t.energy_kwh is not None and t.energy_kwh >= 0]
-    if len(values) < MIN_TRAININGS:
+    if not values:
         raise StalledError(
-            f"only {len(values)} of {len(history.trainings)} training runs of {history.policy} in {history.source} "
-            f"have an energy figure (need {MIN_TRAININGS}); log energy_kwh (or set spec.telemetry.energy.metric) on "
-            "the training runs, or check that the energy query covers them")
-    return float(np.mean(values)), len(values)
+            f"none of the {len(history.trainings)} training runs of {history.policy} in {history.source} "
+            "has an energy figure; log energy_kwh (or set spec.telemetry.energy.metric) on the training runs, "
+            "or check that the energy query covers them")
+    return (float(np.mean(values)) if len(values) >= MIN_TRAININGS else float(max(values))), len(values)
+
+
+def _prior_meet(ages: np.ndarray, qualities: np.ndarray, grid: np.ndarray, target: float) -> np.ndarray:
+    """Share of windows at this age or younger that met the target: never better than what was seen."""
+    order = np.argsort(ages)
+    met = np.cumsum(qualities[order] >= target) / np.arange(1, len(ages) + 1)
+    index = np.searchsorted(ages[order], grid, side="right") - 1
+    return np.where(index >= 0, met[np.clip(index, 0, None)], met[0]).reshape(1, -1)
+
+
+def _thin_history_reason(history: History, evaluations: int, energy_samples: int) -> str | None:
+    if len(history.trainings) >= MIN_TRAININGS and evaluations >= MIN_EVALUATIONS \
+            and energy_samples >= MIN_TRAININGS:
+        return None
+    return (f"thin history: {len(history.trainings)} training runs ({energy_samples} with energy) and "
+            f"{evaluations} evaluations with a known model version, below the {MIN_TRAININGS} and "
+            f"{MIN_EVALUATIONS} needed to fit; a conservative prior is used (no model older than any seen so "
+            "far, the largest energy measured)")
 
 
 def fit_cost_model(history: History, target: float, window: timedelta, seed: int,
                    default_carbon_intensity: float) -> CostModel:
-    """Fit the curves; stall with a clear reason when the history is too thin to trust."""
+    """Fit the curves (or the conservative prior on thin data); stall when there is nothing to go on."""
     if not history.trainings:
         raise StalledError(
             f"no finished training runs tagged greenops.policy={history.policy} and greenops.kind=training in "
             f"{history.source}; tag the model's retraining runs as described in the README (Telemetry contract)")
     ages, qualities, groups = evaluation_ages(history, window)
-    if len(history.trainings) < MIN_TRAININGS or len(ages) < MIN_EVALUATIONS:
+    if len(ages) == 0:
         raise StalledError(
-            f"too little history for {history.policy} in {history.source}: {len(history.trainings)} training "
-            f"runs and {len(ages)} evaluations with a known model version (need {MIN_TRAININGS} and "
-            f"{MIN_EVALUATIONS}); keep logging, greenops will decide once it has seen enough")
-    max_age = float(np.quantile(ages, 0.98))
-    grid = np.arange(0.0, max_age + GRID_STEP_DAYS, GRID_STEP_DAYS)
+            f"no evaluations of a known model version of {history.policy} in {history.source}; log production "
+            "quality per evaluation window with the model_version that served it (README, Telemetry contract)")
     energy, energy_samples = _energy(history)
+    prior = _thin_history_reason(history, len(ages), energy_samples)
+    max_age = float(ages.max() if prior else np.quantile(ages, 0.98))
+    grid = np.arange(0.0, max_age + GRID_STEP_DAYS, GRID_STEP_DAYS)
     durations = [t.duration_s for t in history.trainings if t.duration_s is not None]
+    mean_curve = _isotonic(ages, qualities, grid)
     return CostModel(
         age_grid_days=grid,
-        quality_mean=_isotonic(ages, qualities, grid),
-        quality_p10=_quantile_curve(ages, qualities, grid, seed),
-        meet_probability=_meet_replicates(ages, qualities, groups, grid, target, seed),
+        quality_mean=mean_curve,
+        quality_p10=mean_curve if prior else _quantile_curve(ages, qualities, grid, seed),
+        meet_probability=(_prior_meet(ages, qualities, grid, target) if prior
+                          else _meet_replicates(ages, qualities, groups, grid, target, seed)),
         max_age_days=max_age,
         energy_per_retrain_kwh=energy,
         energy_samples=energy_samples,
         retrain_duration=timedelta(seconds=float(np.median(durations)) if durations else 0.0),
         evaluations=len(ages),
         trainings=len(history.trainings),
-        cv_mae=_cv_mae(ages, qualities, seed),
-        carbon_intensity_g_per_kwh=(history.carbon_intensity_g_per_kwh
-                                    if history.carbon_intensity_g_per_kwh is not None else default_carbon_intensity),
+        cv_mae=float("nan") if prior else _cv_mae(ages, qualities, seed),
+        carbon=fit_carbon_profile(history.carbon_samples, default_carbon_intensity),
         energy_estimated=history.energy_estimated,
+        prior=prior,
     )

@@ -1,6 +1,6 @@
 """What the optimiser hands to rendering and write-back: forecasts and the decision."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ESTIMATE_NOTE = "estimated from CPU/memory usage, not measured"  # on every energy figure of the estimate preset
 
@@ -39,6 +39,10 @@ class Evidence:
     horizon_days: int
     carbon_intensity_g_per_kwh: float
     energy_estimated: bool
+    carbon_resolution: str = "constant"  # hour of week | hour of day | constant
+    search_space: int = 0
+    search_seconds: float = field(default=0.0, compare=False)  # wall time: not part of the decision
+    prior: str | None = None  # set when thin history made the cost model fall back to its prior
 
 
 @dataclass(frozen=True)
@@ -53,5 +57,12 @@ class Decision:
 
     @property
     def energy_change_percent(self) -> float:
-        base = self.current.energy_kwh_per_period
-        return 0.0 if base == 0 else 100.0 * (self.proposed.energy_kwh_per_period - base) / base
+        return percent_change(self.current.energy_kwh_per_period, self.proposed.energy_kwh_per_period)
+
+    @property
+    def carbon_change_percent(self) -> float:
+        return percent_change(self.current.carbon_kg_per_period, self.proposed.carbon_kg_per_period)
+
+
+def percent_change(before: float, after: float) -> float:
+    return 0.0 if before == 0 else 100.0 * (after - before) / before

@@ -39,6 +39,11 @@ class Settings:
     only: tuple[str, ...] = ()
     prometheus_url: str | None = None
     now: datetime | None = None  # None: the wall clock; the demo passes its simulated "now"
+    optuna_storage: str | None = None  # None: a SQLite file in the state directory
+
+    @property
+    def study_storage(self) -> str:
+        return self.optuna_storage or f"sqlite:///{(self.state_dir / 'optuna.db').resolve()}"
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ def _reconcile_policy(policy: Policy, settings: Settings, workspace: Workspace, 
     history = load_history(policy, sources, now)
     model = fit_cost_model(history, policy.slo_target, policy.slo_window, settings.seed,
                            policy.telemetry.carbon_constant)
-    decision = decide(policy, history, model, settings.seed, settings.trials)
+    decision = decide(policy, history, model, settings.seed, settings.trials, settings.study_storage)
     if not decision.propose:
         current = decision.current
         estimate = f" ({ESTIMATE_NOTE})" if decision.evidence.energy_estimated else ""

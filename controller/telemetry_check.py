@@ -28,7 +28,7 @@ from controller.telemetry.assemble import (
     read_trainings,
     stale_reason,
 )
-from controller.telemetry.history import Evaluation, TrainingRun
+from controller.telemetry.history import CarbonSamples, Evaluation, TrainingRun
 
 T = TypeVar("T")
 log = logging.getLogger("greenops.telemetry_check")
@@ -142,14 +142,16 @@ WHY_NOT = {"stalled": "the query must be fixed", "transient": "the server did no
            "stale": "the newest sample is too old", "too-few": "too few samples yet"}
 
 
-def _carbon_check(reading: Reading[float | None], policy: Policy, now: datetime) -> SignalCheck:
+def _carbon_check(reading: Reading[CarbonSamples | None], policy: Policy, now: datetime) -> SignalCheck:
     if reading.value is None:
         return SignalCheck(reading.signal, reading.source, reading.query, "ok", "used for every hour")
-    return _signal(reading, now, policy.telemetry.max_staleness, "ok", f"mean {reading.value:.0f} gCO2e/kWh")
+    values = [v for _, v in reading.value]
+    return _signal(reading, now, policy.telemetry.max_staleness, "ok",
+                   f"mean {sum(values) / len(values):.0f} gCO2e/kWh, {min(values):.0f}-{max(values):.0f} by hour")
 
 
 def _verdict(policy: Policy, trainings: Reading[tuple[TrainingRun, ...]],
-             evaluations: Reading[tuple[Evaluation, ...]], carbon: Reading[float | None], now: datetime,
+             evaluations: Reading[tuple[Evaluation, ...]], carbon: Reading[CarbonSamples | None], now: datetime,
              seed: int) -> tuple[bool, str]:
     """Fit the cost model a reconcile would fit: its refusal is the reason, its size the evidence."""
     try:

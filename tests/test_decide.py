@@ -105,10 +105,23 @@ def test_hysteresis_and_observe_mode() -> None:
     assert not observe.propose and "observe" in observe.reason
 
 
-def test_too_little_history_stalls_with_what_to_do() -> None:
-    history = make_history(0.002, days=2)
-    with pytest.raises(StalledError, match="too little history"):
-        fit_cost_model(history, 0.9, timedelta(days=1), 0, 250.0)
+def test_thin_history_falls_back_to_a_conservative_prior() -> None:
+    """Three days of daily retrains, each model seen at age 0.4 d only: nothing sparser than daily is chosen."""
+    history = make_history(0.002, days=3, shadow_days=1)
+    model = fit_cost_model(history, 0.9, timedelta(days=1), 0, 250.0)
+    assert model.prior is not None and "thin history" in model.prior and model.max_age_days < 1
+    assert model.meet_probability.shape[0] == 1  # no bootstrap spread pretending to know more
+    decision = run(make_policy(), history)
+    assert "conservative prior" in decision.reason and decision.evidence.prior == model.prior
+    assert decision.proposed.max_gap_hours <= 25 and not decision.propose
+
+
+def test_nothing_to_go_on_stalls_with_what_to_do() -> None:
+    unversioned = make_history(0.002)
+    orphans = tuple(Evaluation("unknown", e.at, e.quality) for e in unversioned.evaluations)
+    with pytest.raises(StalledError, match="no evaluations of a known model version"):
+        fit_cost_model(History("fraud-detector", "synthetic", unversioned.trainings, orphans), 0.9,
+                       timedelta(days=1), 0, 250.0)
     empty = History("fraud-detector", "synthetic", (), ())
     with pytest.raises(StalledError, match=r"no finished training runs tagged greenops\.policy=fraud-detector"):
         fit_cost_model(empty, 0.9, timedelta(days=1), 0, 250.0)

@@ -62,11 +62,12 @@ def body(policy: Policy, decision: Decision) -> str:
         f"- Telemetry: {e.source}, samples from {e.first_sample} to {e.last_sample}.",
         f"- {e.trainings} training runs (mean {e.energy_per_retrain_kwh:.3f} kWh per retrain); "
         f"{e.evaluations} production evaluations covering model ages up to {e.max_age_days:.1f} days.",
-        f"- Carbon intensity {e.carbon_intensity_g_per_kwh:.0f} gCO2e/kWh"
+        f"- Carbon intensity {e.carbon_intensity_g_per_kwh:.0f} gCO2e/kWh on average, by {e.carbon_resolution}"
         + (". Energy is an **estimate** from CPU and memory usage (Cloud Carbon Footprint coefficients), not a "
            "measurement." if e.energy_estimated else "."),
-        f"- Quality-vs-age model (isotonic regression): cross-validated MAE {e.cv_mae:.4f}.",
-        f"- Optuna: {e.trials} trials (TPE, seed {e.seed}) over cron cadences within "
+        (f"- Quality-vs-age model: {e.prior}." if e.prior else
+         f"- Quality-vs-age model (isotonic regression): cross-validated MAE {e.cv_mae:.4f}."),
+        f"- Optuna: {e.trials} trials (seed {e.seed}) over {e.search_space} (cadence, start hour) pairs within "
         f"minInterval {format_duration(policy.min_interval)} / maxInterval {format_duration(policy.max_interval)}; "
         f"simulated over {e.horizon_days} days.",
         "",

@@ -47,19 +47,22 @@ def _plain_int(field: str) -> int | None:
     return int(field) if field.isdigit() else None
 
 
-def start_time_choices(policy: Policy) -> tuple[int, list[int]]:
+def start_time_choices(policy: Policy, carbon_varies: bool) -> tuple[int, list[int]]:
     """Minute and candidate start hours.
 
-    With a constant carbon intensity the start hour changes nothing but the diff, so we
-    keep today's hour and minute when they are plain numbers inside allowedHours.
+    When grid intensity varies by hour every allowed hour is a candidate. With a constant
+    intensity the start hour changes nothing but the diff, so we keep today's hour and minute
+    when they are plain numbers inside allowedHours.
     """
     expr = schedule.normalise(policy.current_schedule)
     minute = _plain_int(expr.split(" ")[0])
+    minute = minute if minute is not None else minute_for(policy.name)
+    if carbon_varies:
+        return minute, sorted(policy.allowed_hours)
     start = datetime(2025, 1, 6, tzinfo=UTC)
     today = schedule.fire_times(expr, schedule.zone("Etc/UTC"), start, start + timedelta(days=7))
     current_hours = sorted({t.hour for t in today} & policy.allowed_hours)
-    hours = current_hours[:1] or sorted(policy.allowed_hours)
-    return (minute if minute is not None else minute_for(policy.name)), hours
+    return minute, current_hours[:1] or sorted(policy.allowed_hours)
 
 
 def expression(cadence: Cadence, hour: int, minute: int) -> str:

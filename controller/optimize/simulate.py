@@ -2,6 +2,7 @@
 
 Each evaluation window is served by the newest model that was ready at the window's middle
 (fire time + median retrain duration); the cost model turns that model's age into quality.
+Each retrain's carbon is its energy times the grid intensity of the hour of week it starts in.
 """
 
 import itertools
@@ -56,8 +57,9 @@ def simulate(expression: str, policy: Policy, model: CostModel, start: datetime,
     meets = np.nan_to_num(np.vstack([model.at(curve, ages) for curve in model.meet_probability]), nan=0.0)
     per_replicate = meets.mean(axis=1)
     in_horizon = [f for f in fires if f >= start]
-    energy_per_horizon = len(in_horizon) * model.energy_per_retrain_kwh
-    energy = energy_per_horizon * (policy.budget_period / horizon)
+    per_period = policy.budget_period / horizon
+    energy = len(in_horizon) * model.energy_per_retrain_kwh * per_period
+    carbon_kg = float(model.carbon.at(in_horizon).sum()) * model.energy_per_retrain_kwh / 1000 * per_period
     gaps = [b - a for a, b in itertools.pairwise(fires)]
     quality = model.at(model.quality_mean, ages)
     quality_p10 = model.at(model.quality_p10, ages)
@@ -66,7 +68,7 @@ def simulate(expression: str, policy: Policy, model: CostModel, start: datetime,
         schedule=expression,
         retrains_per_month=len(in_horizon) * 30 / (horizon / timedelta(days=1)),
         energy_kwh_per_period=energy,
-        carbon_kg_per_period=energy * model.carbon_intensity_g_per_kwh / 1000,
+        carbon_kg_per_period=carbon_kg,
         compliance=float(per_replicate[0]),
         compliance_lower=float(np.quantile(per_replicate, LOWER_BOUND_QUANTILE)),
         quality_mean=float(quality[known].mean()) if known.any() else float("nan"),

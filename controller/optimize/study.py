@@ -1,26 +1,67 @@
-"""The Optuna study: cheapest cron schedule that keeps the SLO and the budget. The only Optuna import."""
+"""The Optuna study: cheapest cron schedule that keeps the SLO and the budget. The only Optuna import.
 
+The search space is (cadence, start hour). Studies live in an Optuna storage (by default a SQLite
+file in the state directory): a study is named after a fingerprint of its inputs, so a rerun on the
+same inputs reuses its trials and gives the same decision, and a new study is warm-started with the
+previous pass's best schedule.
+"""
+
+import hashlib
+import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 import optuna
 
 from controller.costmodel import CostModel
 from controller.decision import Forecast
-from controller.errors import StalledError
-from controller.optimize.candidates import cadences_within_bounds, expression, start_time_choices
+from controller.errors import StalledError, TransientError
+from controller.optimize.candidates import Cadence, cadences_within_bounds, expression, start_time_choices
 from controller.optimize.simulate import simulate
 from controller.policy.durations import format_duration
 from controller.policy.model import Policy
+from controller.redact import redact, safe_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+STUDIES_KEPT_PER_POLICY = 5
+CARBON_TIEBREAK = 0.01  # the start hour may move the objective by at most 1% of the energy
+STARTUP_TRIALS = 16
 
 
 @dataclass(frozen=True)
 class TuningResult:
     best: Forecast
     budget_note: str | None
-    trials: int
+    trials: int  # trials of the study behind the decision (reused ones included)
+    space: int  # size of the discrete search space
+    seconds: float
+    warm_started: bool = False
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Every (cadence, hour) the policy allows, and a memoised simulator over them."""
+
+    policy: Policy
+    cadences: dict[str, Cadence]
+    hours: list[int]
+    minute: int
+    simulate_expression: Callable[[str], Forecast]
+
+    @property
+    def size(self) -> int:
+        return len(self.cadences) * len(self.hours)
+
+    def forecast(self, cadence: str, hour: int) -> Forecast:
+        return self.simulate_expression(expression(self.cadences[cadence], hour, self.minute))
+
+    def all_forecasts(self) -> list[Forecast]:
+        return [self.forecast(c, h) for c in self.cadences for h in self.hours]
 
 
 def constraint_values(forecast: Forecast, policy: Policy) -> dict[str, float]:
@@ -45,7 +86,9 @@ def _within_budget(f: Forecast, policy: Policy) -> bool:
 
 
 def _cheapest(forecasts: list[Forecast]) -> Forecast:
-    return min(forecasts, key=lambda f: (f.energy_kwh_per_period, -f.compliance_lower, f.schedule))
+    """Least energy, then least carbon (the start hour), then the safest."""
+    return min(forecasts, key=lambda f: (f.energy_kwh_per_period, f.carbon_kg_per_period, -f.compliance_lower,
+                                         f.schedule))
 
 
 def _most_compliant(forecasts: list[Forecast]) -> Forecast:
@@ -78,32 +121,118 @@ def choose(forecasts: list[Forecast], policy: Policy) -> tuple[Forecast, str | N
                   "model more history.")
 
 
-def tune(policy: Policy, model: CostModel, start: datetime, horizon: timedelta,
-         seed: int, trials: int) -> TuningResult:
-    """Run the seeded study over (cadence, start hour); same inputs give the same result."""
+def search_space(policy: Policy, model: CostModel, start: datetime, horizon: timedelta) -> SearchSpace:
     cadences = {c.name: c for c in cadences_within_bounds(policy)}
     if not cadences:
         raise StalledError(
             f"no cron cadence fits between minInterval {format_duration(policy.min_interval)} and maxInterval "
             f"{format_duration(policy.max_interval)} in allowedHours; widen the bounds")
-    minute, hours = start_time_choices(policy)
+    minute, hours = start_time_choices(policy, model.carbon.varies)
     simulated: dict[str, Forecast] = {}
 
-    def forecast_of(cadence_name: str, hour: int) -> Forecast:
-        expr = expression(cadences[cadence_name], hour, minute)
+    def simulate_expression(expr: str) -> Forecast:
         if expr not in simulated:
             simulated[expr] = simulate(expr, policy, model, start, horizon)
         return simulated[expr]
 
+    return SearchSpace(policy, cadences, hours, minute, simulate_expression)
+
+
+def objective_value(forecast: Forecast, carbon_ceiling_g_per_kwh: float) -> float:
+    """Energy per period, plus a carbon term worth at most 1% of it so the start hour steers the search."""
+    energy_at_ceiling = forecast.carbon_kg_per_period * 1000 / carbon_ceiling_g_per_kwh
+    return forecast.energy_kwh_per_period + CARBON_TIEBREAK * energy_at_ceiling
+
+
+def fingerprint(policy: Policy, model: CostModel, start: datetime, horizon: timedelta, seed: int) -> str:
+    """Changes whenever anything the decision depends on changes."""
+    digest = hashlib.sha256(repr((policy, start, horizon, seed, model.energy_per_retrain_kwh,
+                                  model.retrain_duration, model.max_age_days, model.carbon)).encode())
+    for curve in (model.age_grid_days, model.meet_probability):
+        digest.update(np.ascontiguousarray(curve).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _policy_studies(storage: optuna.storages.BaseStorage, prefix: str) -> list[optuna.study.StudySummary]:
+    """This policy's studies, oldest first."""
+    ours = [s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+            if s.study_name.startswith(prefix)]
+    return sorted(ours, key=lambda s: (s.datetime_start or datetime.min, s.study_name))
+
+
+def _previous_best(storage: optuna.storages.BaseStorage, prefix: str, space: SearchSpace) -> dict[str, object] | None:
+    """The best schedule of this policy's newest earlier study, if it is still in the space."""
+    for summary in reversed(_policy_studies(storage, prefix)):
+        best = summary.user_attrs.get("best")
+        if isinstance(best, dict) and best.get("cadence") in space.cadences and best.get("hour") in space.hours:
+            return best
+    return None
+
+
+def _prune(storage: optuna.storages.BaseStorage, prefix: str) -> None:
+    for old in _policy_studies(storage, prefix)[:-STUDIES_KEPT_PER_POLICY]:
+        optuna.delete_study(study_name=old.study_name, storage=storage)
+
+
+def _storage(url: str | None) -> optuna.storages.BaseStorage:
+    if url is None:
+        return optuna.storages.InMemoryStorage()
+    try:
+        return optuna.storages.get_storage(url)
+    except Exception as err:  # SQLAlchemy/driver errors have no common base class worth importing here
+        raise TransientError(f"cannot open the Optuna storage {safe_url(url)}: {type(err).__name__}: "
+                             f"{redact(url, str(err))}; check --optuna-storage") from err
+
+
+def _open_study(storage: optuna.storages.BaseStorage, name: str, prefix: str, space: SearchSpace,
+                seed: int) -> tuple[optuna.Study, bool]:
+    with warnings.catch_warnings():  # BruteForceSampler is "experimental" since Optuna 3.1
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = (optuna.samplers.BruteForceSampler(seed=seed) if space.size <= STARTUP_TRIALS
+                   else optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS))
+    exists = name in optuna.get_all_study_names(storage)
+    warm = None if exists else _previous_best(storage, prefix, space)
+    study = optuna.create_study(storage=storage, study_name=name, direction="minimize", sampler=sampler,
+                                load_if_exists=True)
+    if warm is not None:
+        study.enqueue_trial(warm)
+    return study, warm is not None
+
+
+def tune(policy: Policy, model: CostModel, start: datetime, horizon: timedelta, seed: int, trials: int,
+         storage: str | None = None) -> TuningResult:
+    """Run (or reuse) the seeded study over (cadence, start hour); same inputs give the same result."""
+    began = time.perf_counter()
+    space = search_space(policy, model, start, horizon)
+    ceiling = max(model.carbon.by_hour_of_week) or 1.0
+    prefix = f"greenops.{policy.name}."
+    backend = _storage(storage)
+    study, warm = _open_study(backend, prefix + fingerprint(policy, model, start, horizon, seed), prefix, space, seed)
+
     def objective(trial: optuna.Trial) -> float:
-        forecast = forecast_of(trial.suggest_categorical("cadence", list(cadences)),
-                               trial.suggest_categorical("hour", hours))
+        forecast = space.forecast(trial.suggest_categorical("cadence", list(space.cadences)),
+                                  trial.suggest_categorical("hour", space.hours))
         for name, value in constraint_values(forecast, policy).items():
             trial.set_constraint(name, value)
-        return forecast.energy_kwh_per_period
+        return objective_value(forecast, ceiling)
 
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=20)
-    study = optuna.create_study(direction="minimize", sampler=sampler)
-    study.optimize(objective, n_trials=trials)
-    best, note = choose(list(simulated.values()), policy)
-    return TuningResult(best, note, len(study.trials))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    budget = min(trials, space.size) - len(done)
+    if budget > 0:
+        study.optimize(objective, n_trials=budget)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    forecasts = [space.forecast(str(t.params["cadence"]), int(t.params["hour"])) for t in done]
+    best, note = choose(forecasts, policy)
+    params = next(t.params for t, f in zip(done, forecasts, strict=True) if f is best)
+    study.set_user_attr("best", dict(params))
+    if storage:
+        _prune(backend, prefix)
+    return TuningResult(best, note, len(done), space.size, time.perf_counter() - began, warm)
+
+
+def exhaustive(policy: Policy, model: CostModel, start: datetime, horizon: timedelta) -> TuningResult:
+    """Simulate every point of the space: the reference the Optuna search is benchmarked against."""
+    began = time.perf_counter()
+    space = search_space(policy, model, start, horizon)
+    best, note = choose(space.all_forecasts(), policy)
+    return TuningResult(best, note, space.size, space.size, time.perf_counter() - began)

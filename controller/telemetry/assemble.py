@@ -14,7 +14,7 @@ from controller.errors import SignalStalledError, StalledError
 from controller.policy.durations import format_duration
 from controller.policy.model import Policy
 from controller.telemetry import promql
-from controller.telemetry.history import Evaluation, History, TrainingRun
+from controller.telemetry.history import CarbonSamples, Evaluation, History, TrainingRun
 from controller.telemetry.mlflow_store import MlflowTelemetry
 from controller.telemetry.prometheus_source import PrometheusTelemetry
 from controller.telemetry.series import Job, Series, jobs_from_counters, jobs_from_usage
@@ -172,19 +172,28 @@ def read_evaluations(policy: Policy, sources: Sources, trainings: tuple[Training
                    "model versions")
 
 
-def read_carbon(policy: Policy, sources: Sources, start: datetime, end: datetime) -> Reading[float | None]:
-    """Mean grid carbon intensity over the lookback from a gauge, or None when the policy sets a constant."""
+def read_carbon(policy: Policy, sources: Sources, start: datetime,
+                end: datetime) -> Reading[CarbonSamples | None]:
+    """Hourly grid carbon intensity over the lookback from a gauge, or None when the policy sets a constant.
+
+    Several matching series (e.g. one per region of a zone) are averaged hour by hour.
+    """
     t = policy.telemetry
     if t.carbon_source != "prometheus":
         return Reading("carbon intensity", "policy constant", f"{t.carbon_constant:g} gCO2e/kWh", None)
     prometheus = _prometheus(sources, policy)
     query = t.carbon_query or promql.default_carbon_query(t.carbon_zone or "")
     series = prometheus.gauge_series(query, start, end, CARBON_STEP)
-    values = [v for _, samples in series for _, v in samples]
-    if not values:
+    by_hour: dict[float, list[float]] = {}
+    for _, samples in series:
+        for stamp, value in samples:
+            by_hour.setdefault(stamp, []).append(value)
+    if not by_hour:
         raise SignalStalledError(f"the carbon-intensity query {query} returned no data at {prometheus.url}; "
                                  "set spec.telemetry.carbonIntensity.zone/query, or use source: constant")
-    return Reading("carbon intensity", f"Prometheus {prometheus.url}", query, sum(values) / len(values),
+    hourly = tuple((datetime.fromtimestamp(stamp, UTC), sum(values) / len(values))
+                   for stamp, values in sorted(by_hour.items()))
+    return Reading("carbon intensity", f"Prometheus {prometheus.url}", query, hourly,
                    len(series), _stamps(series), CARBON_STEP)
 
 
@@ -205,8 +214,8 @@ def _fresh(reading: Reading[T], now: datetime, limit: timedelta) -> T:
     return reading.value
 
 
-def carbon_intensity(policy: Policy, sources: Sources, start: datetime, end: datetime) -> float | None:
-    """The carbon gauge's mean over ``[start, end]`` (it must be fresh); None for a constant."""
+def carbon_intensity(policy: Policy, sources: Sources, start: datetime, end: datetime) -> CarbonSamples | None:
+    """The carbon gauge's hourly samples over ``[start, end]`` (they must be fresh); None for a constant."""
     return _fresh(read_carbon(policy, sources, start, end), end, policy.telemetry.max_staleness)
 
 
@@ -219,7 +228,7 @@ def load_history(policy: Policy, sources: Sources, now: datetime) -> History:
 
 
 def history_from(policy: Policy, trainings: Reading[tuple[TrainingRun, ...]],
-                 evaluations: Reading[tuple[Evaluation, ...]], carbon: float | None, now: datetime) -> History:
+                 evaluations: Reading[tuple[Evaluation, ...]], carbon: CarbonSamples | None, now: datetime) -> History:
     """The History of fresh readings; a stale quality signal stalls the policy."""
     fresh_evaluations = _fresh(evaluations, now, policy.telemetry.max_staleness)
     described = ", ".join(dict.fromkeys((trainings.source, evaluations.source)))

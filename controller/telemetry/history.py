@@ -27,14 +27,24 @@ class Evaluation:
     quality: float
 
 
+CarbonSamples = tuple[tuple[datetime, float], ...]  # (time, gCO2e/kWh), oldest first
+
+
 @dataclass(frozen=True)
 class History:
     policy: str
     source: str
     trainings: tuple[TrainingRun, ...]
     evaluations: tuple[Evaluation, ...]
-    carbon_intensity_g_per_kwh: float | None = None  # None: the policy's constant applies
+    carbon_samples: CarbonSamples | None = None  # None: the policy's constant applies
     energy_estimated: bool = False  # energy estimated from CPU/memory usage, not measured
+
+    @property
+    def carbon_intensity_g_per_kwh(self) -> float | None:
+        """Mean grid intensity over the samples, or None when the policy's constant applies."""
+        if not self.carbon_samples:
+            return None
+        return sum(v for _, v in self.carbon_samples) / len(self.carbon_samples)
 
     @property
     def latest(self) -> datetime | None:
