@@ -167,7 +167,10 @@ def fit_cost_model(history: History, target: float, window: timedelta, seed: int
             "quality per evaluation window with the model_version that served it (README, Telemetry contract)")
     energy, energy_samples = _energy(history)
     prior = _thin_history_reason(history, len(ages), energy_samples)
-    max_age = float(ages.max() if prior else np.quantile(ages, 0.98))
+    # A window's evaluation covers the model from the window's start to its end: ages up to the
+    # end were observed, though the curves are fitted at the window's middle.
+    half_window = window / timedelta(days=1) / 2
+    max_age = float(ages.max() if prior else np.quantile(ages, 0.98)) + half_window
     grid = np.arange(0.0, max_age + GRID_STEP_DAYS, GRID_STEP_DAYS)
     durations = [t.duration_s for t in history.trainings if t.duration_s is not None]
     mean_curve = _isotonic(ages, qualities, grid)

@@ -43,6 +43,8 @@ class Evidence:
     search_space: int = 0
     search_seconds: float = field(default=0.0, compare=False)  # wall time: not part of the decision
     prior: str | None = None  # set when thin history made the cost model fall back to its prior
+    observed_compliance: float | None = None  # share of recent windows whose serving model met the SLO
+    observed_windows: int = 0
 
 
 @dataclass(frozen=True)

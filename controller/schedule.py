@@ -4,6 +4,8 @@ Kubernetes uses the standard 5-field syntax plus ``@daily``-style macros and ``?
 cronsim implements the 5-field semantics (including DST) and we translate the rest.
 """
 
+import bisect
+import functools
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -85,8 +87,25 @@ def zone(name: str) -> ZoneInfo:
 
 
 def fire_times(expression: str, tz: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
-    """Every time ``expression`` fires in ``[start, end)``, evaluated in ``tz``."""
-    return list(_iterate(normalise(expression), tz, start, end))
+    """Every time ``expression`` fires in ``[start, end)``, evaluated in ``tz``.
+
+    Expanded one calendar year at a time and remembered: the optimiser simulates the same
+    schedules over and over (every trial, every reconcile), and sparse schedules are slow to
+    expand because the cron iterator walks hour by hour to the next match.
+    """
+    normalised = normalise(expression)
+    found: list[datetime] = []
+    for year in range(start.astimezone(tz).year, end.astimezone(tz).year + 1):
+        times = _fires_in_year(normalised, tz.key, year)
+        found.extend(times[bisect.bisect_left(times, start):bisect.bisect_left(times, end)])
+    return found
+
+
+@functools.lru_cache(maxsize=8192)
+def _fires_in_year(expression: str, tz_name: str, year: int) -> tuple[datetime, ...]:
+    tz = ZoneInfo(tz_name)
+    first, last = datetime(year, 1, 1, tzinfo=tz), datetime(year + 1, 1, 1, tzinfo=tz)
+    return tuple(_iterate(expression, tz, first, last))
 
 
 def _iterate(expression: str, tz: ZoneInfo, start: datetime, end: datetime) -> Iterator[datetime]:

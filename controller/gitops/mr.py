@@ -67,6 +67,8 @@ def body(policy: Policy, decision: Decision) -> str:
            "measurement." if e.energy_estimated else "."),
         (f"- Quality-vs-age model: {e.prior}." if e.prior else
          f"- Quality-vs-age model (isotonic regression): cross-validated MAE {e.cv_mae:.4f}."),
+        *([f"- Observed SLO compliance over the last {e.observed_windows} windows: {e.observed_compliance:.1%} "
+           f"(SLO {policy.slo_compliance:.0%})."] if e.observed_compliance is not None else []),
         f"- Optuna: {e.trials} trials (seed {e.seed}) over {e.search_space} (cadence, start hour) pairs within "
         f"minInterval {format_duration(policy.min_interval)} / maxInterval {format_duration(policy.max_interval)}; "
         f"simulated over {e.horizon_days} days.",

@@ -21,20 +21,50 @@ class Cadence:
     every_hours: int = 0  # > 0 for sub-daily cadences: hours are {hour % n} + k*n
 
 
+DAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")  # cron day-of-week 0..6
+
+
+def _on_days(name: str, offsets: tuple[int, ...]) -> tuple[Cadence, ...]:
+    """One cadence per rotation of ``offsets`` through the week: the weekday is a decision too,
+    since grid carbon differs by day (weekends are greener in most grids)."""
+    cadences = {}
+    for first in range(7):
+        days = tuple(sorted((first + offset) % 7 for offset in offsets))
+        skipped = sorted(set(range(7)) - set(days))
+        label = f"not {DAY_NAMES[skipped[0]]}" if len(skipped) == 1 else ", ".join(DAY_NAMES[d] for d in days)
+        cadences[days] = Cadence(f"{name} ({label})", "{minute} {hour} * * " + _cron_days(days))
+    return tuple(cadences.values())
+
+
+def _cron_days(days: tuple[int, ...]) -> str:
+    """``(1, 2, 3, 5)`` -> ``1-3,5``: runs of consecutive days as ranges, as people write them."""
+    runs: list[list[int]] = []
+    for day in days:
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ",".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ",".join(map(str, r)) for r in runs)
+
+
 CADENCES = (
     *(Cadence(f"every {n}h", "{minute} {hour}-23/" + str(n) + " * * *", n) for n in (1, 2, 3, 4, 6, 8, 12)),
     Cadence("daily", "{minute} {hour} * * *"),
-    Cadence("6 days a week", "{minute} {hour} * * 1-6"),
+    *_on_days("6 days a week", (0, 1, 2, 3, 4, 5)),
     Cadence("weekdays", "{minute} {hour} * * 1-5"),
     Cadence("on odd days of the month", "{minute} {hour} */2 * *"),
     Cadence("4 days a week", "{minute} {hour} * * 0,1,3,5"),
-    Cadence("3 days a week", "{minute} {hour} * * 1,3,5"),
+    *_on_days("3 days a week", (0, 2, 4)),
     Cadence("every 3rd day of the month (1, 4, 7, ...)", "{minute} {hour} */3 * *"),
-    Cadence("twice a week", "{minute} {hour} * * 1,4"),
-    Cadence("weekly", "{minute} {hour} * * 1"),
+    *_on_days("twice a week", (0, 3)),
+    *_on_days("weekly", (0,)),
     Cadence("on the 1st, 11th and 21st", "{minute} {hour} 1,11,21 * *"),
     Cadence("on the 1st and 15th", "{minute} {hour} 1,15 * *"),
     Cadence("on the 1st of the month", "{minute} {hour} 1 * *"),
+    Cadence("every 2 months (1st)", "{minute} {hour} 1 */2 *"),
+    Cadence("quarterly (1st)", "{minute} {hour} 1 */3 *"),
+    Cadence("twice a year (1st of Jan and Jul)", "{minute} {hour} 1 */6 *"),
+    Cadence("yearly (1st of Jan)", "{minute} {hour} 1 1 *"),
 )
 
 
@@ -80,7 +110,7 @@ def fire_hours(cadence: Cadence, hour: int) -> set[int]:
 def _gaps(cadence: Cadence) -> tuple[timedelta, timedelta]:
     """Shortest and longest spacing over a year (UTC, hour 0): the cadence's shape."""
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    span = timedelta(days=14 if cadence.every_hours else 366)
+    span = timedelta(days=14 if cadence.every_hours else 2 * 366)
     times = schedule.fire_times(expression(cadence, 0, 0), schedule.zone("Etc/UTC"), start, start + span)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     return min(gaps), max(gaps)

@@ -6,8 +6,9 @@ from zoneinfo import ZoneInfo
 from controller import schedule
 from controller.costmodel import CostModel
 from controller.decision import ESTIMATE_NOTE, Decision, Evidence, Forecast, percent_change
+from controller.optimize.errorbudget import error_budget, with_budget
 from controller.optimize.simulate import simulate
-from controller.optimize.study import tune
+from controller.optimize.study import COMPLIANCE_RESOLUTION, tune
 from controller.policy.model import Policy
 from controller.telemetry.history import History
 
@@ -15,8 +16,9 @@ MIN_HORIZON = timedelta(days=84)
 
 
 def horizon_for(policy: Policy) -> timedelta:
-    """At least 12 weeks, and at least two budget periods, in whole days."""
-    return max(MIN_HORIZON, timedelta(days=(2 * policy.budget_period).days))
+    """At least 12 weeks, two budget periods and two of the longest allowed gaps, in whole days."""
+    return max(MIN_HORIZON, timedelta(days=(2 * policy.budget_period).days),
+               timedelta(days=(2 * policy.max_interval).days))
 
 
 def horizon_start(history: History, tz: ZoneInfo) -> datetime:
@@ -28,21 +30,36 @@ def horizon_start(history: History, tz: ZoneInfo) -> datetime:
 
 
 def _why(policy: Policy, current: Forecast, proposed: Forecast) -> tuple[bool, str]:
+    """Hysteresis: propose only for a real gain in compliance, or enough saving without losing compliance."""
     if schedule.normalise(policy.current_schedule) == proposed.schedule:
         return False, "the current schedule is already the best one found"
-    at_risk = current.compliance_lower < policy.slo_compliance or bool(current.bound_violations)
-    if at_risk and proposed.compliance_lower > current.compliance_lower:
+    need, slack = policy.slo_compliance, COMPLIANCE_RESOLUTION
+    at_risk = current.compliance_lower < need or bool(current.bound_violations)
+    if at_risk and proposed.compliance_lower > current.compliance_lower + slack:
         return True, (f"the current schedule puts the SLO at risk (predicted compliance "
-                      f"{current.compliance_lower:.1%} < {policy.slo_compliance:.0%})")
-    if proposed.compliance_lower < policy.slo_compliance:
+                      f"{current.compliance_lower:.1%} < {need:.0%})")
+    out_of_reach = proposed.compliance_lower < need
+    if out_of_reach and proposed.compliance_lower < current.compliance_lower - slack:
         return False, (f"no schedule within the bounds is predicted to keep the SLO, and none does better "
                        f"than today's {current.compliance_lower:.1%}")
     energy = -percent_change(current.energy_kwh_per_period, proposed.energy_kwh_per_period)
     carbon = -percent_change(current.carbon_kg_per_period, proposed.carbon_kg_per_period)
+    keeping = (f"no schedule within the bounds is predicted to keep the SLO (best {proposed.compliance_lower:.1%} "
+               f"< {need:.0%}) and this one is as good as today's (within {slack:.1%})" if out_of_reach
+               else "keeping the SLO")
     if max(energy, carbon) >= policy.min_saving_percent:
-        return True, f"saves {energy:.0f}% energy and {carbon:.0f}% carbon while keeping the SLO"
-    return False, (f"the best schedule saves only {energy:.0f}% energy and {carbon:.0f}% carbon "
-                   f"(minSavingPercent is {policy.min_saving_percent:g})")
+        return True, f"{_savings(energy, carbon)} while {keeping}"
+    return False, (f"the best schedule {_savings(energy, carbon)}, below minSavingPercent "
+                   f"{policy.min_saving_percent:g}; {keeping.replace('keeping', 'it keeps')}")
+
+
+def _savings(energy: float, carbon: float) -> str:
+    """``saves 33% energy and 46% carbon``; changes under half a percent are left out."""
+    figures = ((energy, "energy"), (carbon, "carbon"))
+    saved = [f"{v:.0f}% {what}" for v, what in figures if v >= 0.5]
+    costs = [f"{-v:.0f}% more {what}" for v, what in figures if v <= -0.5]
+    text = [f"saves {' and '.join(saved)}"] * bool(saved) + [f"costs {' and '.join(costs)}"] * bool(costs)
+    return ", ".join(text) or "saves nothing"
 
 
 def decide(policy: Policy, history: History, model: CostModel, seed: int, trials: int,
@@ -50,9 +67,16 @@ def decide(policy: Policy, history: History, model: CostModel, seed: int, trials
     """Tune, compare with today's schedule, and apply hysteresis (gain in energy or carbon)."""
     tz = schedule.zone(policy.time_zone)
     start, horizon = horizon_start(history, tz), horizon_for(policy)
-    current = simulate(schedule.normalise(policy.current_schedule), policy, model, start, horizon)
-    result = tune(policy, model, start, horizon, seed, trials, storage)
-    propose, reason = _why(policy, current, result.best)
+    budget = error_budget(history, policy)
+    asked = with_budget(policy, budget)
+    current = simulate(schedule.normalise(policy.current_schedule), asked, model, start, horizon)
+    result = tune(asked, model, start, horizon, seed, trials, storage)
+    propose, reason = _why(asked, current, result.best)
+    if budget is not None and budget.spent:
+        reason = f"{reason}; {budget.describe(policy)}"
+    if propose and model.prior and result.best.energy_kwh_per_period > current.energy_kwh_per_period:
+        propose, reason = False, (f"{reason}, but the history is too thin to justify retraining more often; "
+                                  "keeping today's schedule until there is enough data")
     if propose and policy.mode == "observe":
         propose, reason = False, f"{reason}; proposal.mode is observe, so no merge request"
     budget_note = result.budget_note
@@ -80,5 +104,7 @@ def decide(policy: Policy, history: History, model: CostModel, seed: int, trials
         search_space=result.space,
         search_seconds=result.seconds,
         prior=model.prior,
+        observed_compliance=budget.observed if budget else None,
+        observed_windows=budget.windows if budget else 0,
     )
     return Decision(policy.name, current, result.best, propose, reason, budget_note, evidence)

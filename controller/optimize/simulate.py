@@ -1,7 +1,10 @@
 """Simulate a cron schedule: expand its real fire times, then predict SLO compliance, energy, carbon.
 
-Each evaluation window is served by the newest model that was ready at the window's middle
-(fire time + median retrain duration); the cost model turns that model's age into quality.
+Each evaluation window is sampled at evenly spaced moments; at each, the newest model ready then
+(fire time + median retrain duration) serves, and the cost model turns its age into quality and
+into the chance of meeting the SLO. Averaging over the window, rather than looking at its middle
+only, credits a retrain for the whole part of the window it serves: a retrain just before the
+middle is not better than one at the window's start.
 Each retrain's carbon is its energy times the grid intensity of the hour of week it starts in.
 """
 
@@ -19,14 +22,15 @@ from controller.policy.model import Policy
 WARMUP = timedelta(days=35)
 DST_ALLOWANCE = timedelta(hours=1)  # a daily 02:00 job is 23 h or 25 h apart when clocks change
 LOWER_BOUND_QUANTILE = 0.10
+SAMPLES_PER_WINDOW = 6
 
 
-def _ages_days(ready: list[datetime], middles: list[datetime], fallback: datetime) -> np.ndarray:
+def _ages_days(ready: list[datetime], moments: list[datetime], fallback: datetime) -> np.ndarray:
     ready_s = np.asarray([t.timestamp() for t in ready] or [fallback.timestamp()])
-    middle_s = np.asarray([t.timestamp() for t in middles])
-    index = np.searchsorted(ready_s, middle_s, side="right") - 1
+    moment_s = np.asarray([t.timestamp() for t in moments])
+    index = np.searchsorted(ready_s, moment_s, side="right") - 1
     last_ready = np.where(index >= 0, ready_s[np.clip(index, 0, None)], fallback.timestamp())
-    return np.asarray((middle_s - last_ready) / 86400.0)
+    return np.asarray((moment_s - last_ready) / 86400.0)
 
 
 def _violations(policy: Policy, local_fires: list[datetime], gaps: list[timedelta]) -> tuple[str, ...]:
@@ -48,12 +52,14 @@ def simulate(expression: str, policy: Policy, model: CostModel, start: datetime,
     """Forecast ``expression`` over ``[start, start + horizon)``."""
     tz = schedule.zone(policy.time_zone)
     end = start + horizon
-    local_fires = schedule.fire_times(expression, tz, start - WARMUP, end)
+    warmup = max(WARMUP, policy.max_interval + policy.slo_window)  # the model serving at start was trained in it
+    local_fires = schedule.fire_times(expression, tz, start - warmup, end)
     fires = [f.astimezone(UTC) for f in local_fires]  # absolute time: gaps and ages across DST are real
     ready = [f + model.retrain_duration for f in fires]
     windows = int(horizon / policy.slo_window)
-    middles = [start + policy.slo_window * (i + 0.5) for i in range(windows)]
-    ages = _ages_days(ready, middles, fallback=start - WARMUP)
+    moments = [start + policy.slo_window * (i + (k + 0.5) / SAMPLES_PER_WINDOW)
+               for i in range(windows) for k in range(SAMPLES_PER_WINDOW)]
+    ages = _ages_days(ready, moments, fallback=start - warmup)
     meets = np.nan_to_num(np.vstack([model.at(curve, ages) for curve in model.meet_probability]), nan=0.0)
     per_replicate = meets.mean(axis=1)
     in_horizon = [f for f in fires if f >= start]

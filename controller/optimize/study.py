@@ -31,6 +31,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 STUDIES_KEPT_PER_POLICY = 5
 CARBON_TIEBREAK = 0.01  # the start hour may move the objective by at most 1% of the energy
 STARTUP_TRIALS = 16
+COMPLIANCE_RESOLUTION = 0.001  # a tenth of a point of predicted SLO compliance: numerical ties
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,13 @@ def _cheapest(forecasts: list[Forecast]) -> Forecast:
 
 
 def _most_compliant(forecasts: list[Forecast]) -> Forecast:
-    return min(forecasts, key=lambda f: (-f.compliance_lower, f.energy_kwh_per_period, f.schedule))
+    """The cheapest of those within COMPLIANCE_RESOLUTION of the best predicted compliance.
+
+    Differences smaller than that are noise in the estimate, not a reason to spend energy (and
+    without this slack a few hundredths of a point would decide the start hour, not carbon).
+    """
+    top = max(f.compliance_lower for f in forecasts)
+    return _cheapest([f for f in forecasts if f.compliance_lower >= top - COMPLIANCE_RESOLUTION])
 
 
 def choose(forecasts: list[Forecast], policy: Policy) -> tuple[Forecast, str | None]:
@@ -201,7 +208,10 @@ def _open_study(storage: optuna.storages.BaseStorage, name: str, prefix: str, sp
 
 def tune(policy: Policy, model: CostModel, start: datetime, horizon: timedelta, seed: int, trials: int,
          storage: str | None = None) -> TuningResult:
-    """Run (or reuse) the seeded study over (cadence, start hour); same inputs give the same result."""
+    """Run (or reuse) the seeded study over (cadence, start hour); same inputs give the same result.
+
+    ``trials`` <= 0 means a tenth of the space (at least 20).
+    """
     began = time.perf_counter()
     space = search_space(policy, model, start, horizon)
     ceiling = max(model.carbon.by_hour_of_week) or 1.0
@@ -217,7 +227,8 @@ def tune(policy: Policy, model: CostModel, start: datetime, horizon: timedelta, 
         return objective_value(forecast, ceiling)
 
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    budget = min(trials, space.size) - len(done)
+    wanted = trials if trials > 0 else max(STARTUP_TRIALS + 4, space.size // 10)
+    budget = min(wanted, space.size) - len(done)
     if budget > 0:
         study.optimize(objective, n_trials=budget)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
