@@ -24,6 +24,7 @@ test: $(STAMP)  ## lint, type-check and run the whole test suite
 
 bench: $(STAMP)  ## benchmarks recorded in BENCHMARKS.md
 	$(BIN)/python bench/validate_speed.py
+	$(BIN)/python bench/backtests.py
 
 clean:
 	rm -rf $(VENV) .greenops .mypy_cache .ruff_cache .pytest_cache

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controller import __version__
+from controller.backtest.arguments import add_backtest_parser
 from controller.state import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
@@ -106,6 +107,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from controller.demo.run import run_demo
 
     return run_demo(args.policies, args.state_dir, seed=args.seed, trials=args.trials)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from controller.backtest.command import BacktestArgs, run_backtest, write_outputs
+    from controller.backtest.data import InputError
+
+    fields = BacktestArgs.__dataclass_fields__
+    options = BacktestArgs(**{name: getattr(args, "start_date" if name == "start" else name) for name in fields})
+    try:
+        results = run_backtest(options)
+        written = write_outputs(results, options.output_dir)
+    except InputError as err:
+        print(f"greenops backtest: {err}", file=sys.stderr)
+        return EXIT_USER
+    from controller.backtest.report import markdown
+
+    print(markdown(results))
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return EXIT_OK
 
 
 DEFAULT_COUNTRY = "USA"
@@ -306,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_telemetry_options(check)
     _add_state_dir_option(check)
     check.set_defaults(func=cmd_telemetry_check)
+
+    backtest = add_backtest_parser(commands, _bounded_int)
+    backtest.set_defaults(func=cmd_backtest)
 
     demo = commands.add_parser(
         "demo", help="build a demo GitOps repo and MLflow history, then reconcile it",

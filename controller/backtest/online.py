@@ -1,0 +1,137 @@
+"""greenops itself, replayed online: at each reconcile it refits and retunes on the past only.
+
+It sees what a deployed controller would see through MLflow: its own retrains (time, measured
+energy) and, per evaluation window, the quality of the serving model and of the previous model
+versions still within maxInterval (shadow evaluations, inference only), plus the carbon intensity
+of the past four weeks. It starts from the policy's current schedule and only switches when the
+product's own decision logic (cost model, Optuna, hysteresis) proposes a change.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, timedelta
+
+from controller import schedule
+from controller.backtest.data import day_time
+from controller.backtest.timeline import Outcome, Retrain, Setup, score, serving_days
+from controller.costmodel import CostModel, fit_cost_model
+from controller.decision import Decision
+from controller.errors import StalledError
+from controller.optimize.decide import decide, horizon_for, horizon_start
+from controller.optimize.errorbudget import error_budget, with_budget
+from controller.optimize.study import COMPLIANCE_RESOLUTION, exhaustive, objective_value
+from controller.policy.model import Policy
+from controller.telemetry.history import CarbonSamples, Evaluation, History, TrainingRun
+
+CARBON_LOOKBACK_HOURS = 28 * 24
+Progress = Callable[[Iterable[int], str], Iterator[int]]
+
+
+@dataclass(frozen=True)
+class OnlineSettings:
+    reconcile_days: int
+    lookback_days: int
+    seed: int
+    trials: int
+    check_search_every: int  # compare with exhaustive search every N reconciles (0: never)
+
+
+def _trainings(setup: Setup, served: list[int], hours: dict[int, int], since: int) -> tuple[TrainingRun, ...]:
+    runs = []
+    for day in served:
+        if day >= since:
+            trained = setup.bank[day]
+            finished = day_time(setup.stream, day, hours.get(day, 0)) + timedelta(seconds=trained.cpu_seconds)
+            runs.append(TrainingRun(str(day), finished, trained.cpu_seconds, trained.energy_kwh, None))
+    return tuple(runs)
+
+
+def _evaluations(setup: Setup, served: list[int], until: int, since: int) -> tuple[Evaluation, ...]:
+    """Every kept version's quality on every ended window it did not train on."""
+    starts, evaluations = setup.bank.starts, []
+    for window in range(setup.window_of_day(max(since, setup.first_day)), setup.window_of_day(until)):
+        first = setup.first_day + window * setup.window_days
+        last = first + setup.window_days
+        at = day_time(setup.stream, last)
+        for version in served:
+            if version <= first and last - version <= setup.max_interval_days + setup.window_days:
+                offset = starts[first] - starts[version]
+                rows = setup.bank[version].correct[offset:offset + starts[last] - starts[first]]
+                if len(rows):
+                    evaluations.append(Evaluation(str(version), at, float(rows.mean())))
+    return tuple(evaluations)
+
+
+def _carbon(setup: Setup, day: int) -> CarbonSamples:
+    hours = range(max(0, day * 24 - CARBON_LOOKBACK_HOURS), day * 24)
+    start = day_time(setup.stream, 0)
+    return tuple((start + timedelta(hours=h), setup.carbon_at(0, h)) for h in hours)
+
+
+def history_until(setup: Setup, policy: Policy, retrains: list[Retrain], day: int, lookback_days: int) -> History:
+    served = [d for d in serving_days(setup, [r.day for r in retrains]) if d < day]
+    since = day - lookback_days
+    hours = {r.day: r.hour for r in retrains}
+    return History(policy.name, "backtest replay", _trainings(setup, served, hours, since - setup.max_interval_days),
+                   _evaluations(setup, served, day, since), _carbon(setup, day))
+
+
+def _fires(setup: Setup, expression: str, first: int, last: int) -> list[Retrain]:
+    start = day_time(setup.stream, 0)
+    times = schedule.fire_times(expression, schedule.zone("Etc/UTC"), day_time(setup.stream, first),
+                                day_time(setup.stream, last))
+    by_day: dict[int, Retrain] = {}
+    for moment in times:
+        day = (moment.astimezone(UTC) - start).days
+        by_day.setdefault(day, Retrain(day, moment.astimezone(UTC).hour))
+    return list(by_day.values())
+
+
+def _search_check(policy: Policy, history: History, model: CostModel, decision: Decision) -> dict[str, object]:
+    """Optuna's pick against simulating every point of the same space, on the decision's own terms:
+    at least as compliant (within the resolution) and the objective (energy, carbon) within a gap."""
+    asked = with_budget(policy, error_budget(history, policy))  # what decide() asked of the search
+    full = exhaustive(asked, model, horizon_start(history, schedule.zone("Etc/UTC")), horizon_for(asked))
+    ceiling = max(model.carbon.by_hour_of_week) or 1.0
+    found, best = objective_value(decision.proposed, ceiling), objective_value(full.best, ceiling)
+    feasible_too = full.budget_note is not None or decision.budget_note is None
+    as_compliant = decision.proposed.compliance_lower >= full.best.compliance_lower - COMPLIANCE_RESOLUTION
+    return {"optuna_trials": decision.evidence.trials, "space": full.space,
+            "optuna_seconds": decision.evidence.search_seconds, "exhaustive_seconds": full.seconds,
+            "objective_gap_percent": 0.0 if best == 0 else 100 * (found - best) / best,
+            "as_compliant": bool(as_compliant and feasible_too)}
+
+
+def greenops_online(setup: Setup, policy: Policy, settings: OnlineSettings, progress: Progress) -> Outcome:
+    expression = schedule.normalise(policy.current_schedule)
+    retrains: list[Retrain] = []
+    decisions: list[dict[str, object]] = []
+    checks: list[dict[str, object]] = []
+    days = range(setup.first_day, setup.last_day, settings.reconcile_days)
+    for number, day in enumerate(progress(days, "greenops online")):
+        history = history_until(setup, policy, retrains, day, settings.lookback_days)
+        try:
+            model = fit_cost_model(history, policy.slo_target, policy.slo_window, settings.seed,
+                                   policy.telemetry.carbon_constant)
+            current = replace(policy, current_schedule=expression)
+            decision = decide(current, history, model, settings.seed, settings.trials)
+        except StalledError as err:
+            decisions.append({"day": day, "schedule": expression, "changed": False, "reason": str(err)})
+        else:
+            if settings.check_search_every and number % settings.check_search_every == 0:
+                checks.append(_search_check(current, history, model, decision))
+            if decision.propose:
+                expression = decision.proposed.schedule
+            decisions.append({"day": day, "schedule": expression, "changed": decision.propose,
+                              "reason": decision.reason, "prior": model.prior is not None,
+                              "predicted_compliance": decision.proposed.compliance if decision.propose
+                              else decision.current.compliance,
+                              "predicted_compliance_lower": decision.proposed.compliance_lower if decision.propose
+                              else decision.current.compliance_lower})
+        retrains += _fires(setup, expression, day, min(day + settings.reconcile_days, setup.last_day))
+    return score(setup, "greenops", retrains, decisions=decisions, search_checks=checks)
+
+
+def at_noon(setup: Setup, outcome: Outcome) -> Outcome:
+    """The same retrain days started at noon: what choosing the start hour saved in carbon."""
+    return score(setup, "greenops, same days at noon", [Retrain(r.day) for r in outcome.retrains])

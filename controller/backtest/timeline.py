@@ -1,0 +1,126 @@
+"""What a plan of retrain days yields on the stream: per-window quality, energy, carbon, compliance.
+
+Every strategy is scored by the same function on the same trained models, so differences come
+from when they retrain, nothing else. Every strategy is held to the policy's maxInterval: a model
+is replaced when it reaches that age, whatever the strategy would have done.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from controller.backtest.data import Stream
+from controller.backtest.learners import ModelBank
+
+NOON = 12
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The replay's fixed frame: windows, bounds and the carbon series aligned to stream hours."""
+
+    stream: Stream
+    bank: ModelBank
+    first_day: int  # first served day: the initial model is trained on the days before it
+    window_days: int
+    max_interval_days: int
+    target: float
+    compliance: float
+    carbon_hourly: np.ndarray  # gCO2e/kWh for stream hour 0, 1, ...; wraps around
+
+    @property
+    def windows(self) -> int:
+        return (self.stream.days - self.first_day) // self.window_days
+
+    @property
+    def last_day(self) -> int:
+        """End (exclusive) of the scored period: whole windows only."""
+        return self.first_day + self.windows * self.window_days
+
+    def window_of_day(self, day: int) -> int:
+        return (day - self.first_day) // self.window_days
+
+    def carbon_at(self, day: int, hour: int) -> float:
+        return float(self.carbon_hourly[(day * 24 + hour) % len(self.carbon_hourly)])
+
+
+@dataclass(frozen=True)
+class Retrain:
+    day: int
+    hour: int = NOON
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One strategy's replay."""
+
+    strategy: str
+    retrains: tuple[Retrain, ...]  # after the initial model
+    window_quality: np.ndarray
+    energy_kwh: float
+    carbon_kg: float
+    compliance: float
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def quality_mean(self) -> float:
+        return float(self.window_quality.mean())
+
+    @property
+    def quality_p10(self) -> float:
+        return float(np.quantile(self.window_quality, 0.10))
+
+    def loss(self) -> float:
+        """Quality lost over the run, in windows: the sum of (1 - quality)."""
+        return float((1 - self.window_quality).sum())
+
+
+def serving_days(setup: Setup, retrain_days: list[int]) -> list[int]:
+    """Retrain days as served, with the maxInterval cap applied (the initial model is day first_day)."""
+    served, last = [setup.first_day], setup.first_day
+    for day in sorted(set(retrain_days)):
+        while day - last > setup.max_interval_days:
+            last += setup.max_interval_days
+            served.append(last)
+        if setup.first_day < day < setup.last_day and day > last:
+            served.append(day)
+            last = day
+    while setup.last_day - last > setup.max_interval_days:
+        last += setup.max_interval_days
+        served.append(last)
+    return served
+
+
+def row_correctness(setup: Setup, served: list[int], until_day: int | None = None) -> np.ndarray:
+    """Whether the serving model got each row right, for the rows of [first_day, until_day)."""
+    starts, end = setup.bank.starts, until_day if until_day is not None else setup.last_day
+    pieces = []
+    for day, following in zip(served, [*served[1:], end], strict=True):
+        if day >= end:
+            break
+        rows = starts[min(following, end)] - starts[day]
+        pieces.append(setup.bank[day].correct[:rows])
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=bool)
+
+
+def window_quality(setup: Setup, correct: np.ndarray, windows: int | None = None) -> np.ndarray:
+    """Mean correctness per window (a window with no rows counts as meeting nothing: quality 0)."""
+    count = setup.windows if windows is None else windows
+    starts = setup.bank.starts
+    bounds = [starts[setup.first_day + w * setup.window_days] - starts[setup.first_day] for w in range(count + 1)]
+    cumulative = np.concatenate([[0.0], np.cumsum(correct, dtype=float)])
+    sums = cumulative[bounds[1:]] - cumulative[bounds[:-1]]
+    sizes = np.diff(bounds)
+    return np.where(sizes > 0, sums / np.maximum(sizes, 1), 0.0)
+
+
+def score(setup: Setup, strategy: str, retrains: list[Retrain], **extra: object) -> Outcome:
+    """Replay ``retrains`` (capped by maxInterval) and measure quality, energy and carbon."""
+    hours = {r.day: r.hour for r in retrains}
+    served = serving_days(setup, [r.day for r in retrains])
+    quality = window_quality(setup, row_correctness(setup, served))
+    done = tuple(Retrain(day, hours.get(day, NOON)) for day in served[1:])
+    energy = sum(setup.bank[r.day].energy_kwh for r in done)
+    carbon = sum(setup.bank[r.day].energy_kwh * setup.carbon_at(r.day, r.hour) for r in done) / 1000
+    compliance = float((quality >= setup.target).mean())
+    return Outcome(strategy, done, quality, energy, carbon, compliance, dict(extra))
