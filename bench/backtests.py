@@ -36,8 +36,8 @@ def main() -> int:
         flags = [f.format(data=args.data_dir) for f in RUNS[name]]
         command = [str(Path(sys.executable).parent / "greenops"), "backtest", *flags,
                    "--carbon", str(args.data_dir / CARBON), "--output-dir", str(PROJECT / "bench" / "results" / name)]
-        print("$ " + " ".join(command[1:]).replace(str(args.data_dir), "../shared/data").replace(
-            str(PROJECT) + "/", ""), flush=True)
+        shown = " ".join(["greenops", *command[1:]]).replace(str(args.data_dir), "../shared/data")
+        print("$ " + shown.replace(str(PROJECT) + "/", ""), flush=True)
         done = subprocess.run(command, check=False)
         if done.returncode:
             return done.returncode

@@ -110,12 +110,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from controller.backtest.command import BacktestArgs, run_backtest, write_outputs
+    from controller.backtest.command import BacktestArgs, check_output_dir, run_backtest, write_outputs
     from controller.backtest.data import InputError
 
     fields = BacktestArgs.__dataclass_fields__
     options = BacktestArgs(**{name: getattr(args, "start_date" if name == "start" else name) for name in fields})
     try:
+        check_output_dir(options.output_dir)
         results = run_backtest(options)
         written = write_outputs(results, options.output_dir)
     except InputError as err:

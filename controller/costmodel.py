@@ -136,11 +136,15 @@ def _energy(history: History) -> tuple[float, int]:
 
 
 def _prior_meet(ages: np.ndarray, qualities: np.ndarray, grid: np.ndarray, target: float) -> np.ndarray:
-    """Share of windows at this age or younger that met the target: never better than what was seen."""
+    """P(meet | age) on thin data, pessimistic by construction: at each age, the worst share of windows
+    that met the target among the evaluations at that age *or older* (so a failure at any older age
+    counts against every younger one); the youngest ages get the share over all evaluations."""
     order = np.argsort(ages)
-    met = np.cumsum(qualities[order] >= target) / np.arange(1, len(ages) + 1)
+    met = (qualities[order] >= target).astype(float)
+    tail_share = np.cumsum(met[::-1])[::-1] / np.arange(len(met), 0, -1)
+    pessimistic = np.minimum.accumulate(tail_share)
     index = np.searchsorted(ages[order], grid, side="right") - 1
-    return np.where(index >= 0, met[np.clip(index, 0, None)], met[0]).reshape(1, -1)
+    return pessimistic[np.clip(index, 0, None)].reshape(1, -1)
 
 
 def _thin_history_reason(history: History, evaluations: int, energy_samples: int) -> str | None:

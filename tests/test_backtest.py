@@ -159,4 +159,32 @@ def test_unusable_input_names_the_file_and_what_to_do(tmp_path: Path) -> None:
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
     missing = backtest("--stream", str(tmp_path / "nope.csv"), "--label", "y", "--rows-per-day", "3")
     assert missing.returncode == 1 and "nope.csv: no such file" in missing.stderr
-    assert not (tmp_path / "out").exists()
+    assert not list((tmp_path / "out").iterdir())  # nothing written for input that cannot be used
+    (tmp_path / "empty.csv").write_text("")
+    empty = backtest("--stream", str(tmp_path / "empty.csv"), "--label", "y", "--rows-per-day", "3")
+    assert empty.returncode == 1 and "empty.csv: the file is empty" in empty.stderr
+    (tmp_path / "inf.csv").write_text("x,y\n1,0\ninf,1\n")
+    infinite = backtest("--stream", str(tmp_path / "inf.csv"), "--label", "y", "--rows-per-day", "1")
+    assert infinite.returncode == 1 and "inf.csv:3: column 'x' is infinite" in infinite.stderr
+    stream = ["--stream", str(tmp_path / "stream.csv"), "--label", "outcome", "--rows-per-day", "4"]
+    short = backtest(*stream, "--window", "10d", "--max-interval", "5d")
+    assert short.returncode == 1 and "maxInterval 5d is shorter than the evaluation window 10d" in short.stderr
+    (tmp_path / "taken").write_text("a file")
+    taken = backtest(*stream, "--output-dir", str(tmp_path / "taken"))
+    assert taken.returncode == 1 and "--output-dir" in taken.stderr and "cannot create it" in taken.stderr
+    for result in (empty, infinite, short, taken):
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
+def test_days_without_rows_are_left_out_of_the_scores() -> None:
+    """A timestamped stream with a gap: its windows have no quality, and compliance counts only the others."""
+    full = flip_stream()
+    kept = ~np.isin(full.day_of_row, [30, 31])
+    stream = Stream("gap", full.features[kept], full.labels[kept], full.day_of_row[kept], full.first_day,
+                    full.feature_names, ())
+    setup = Setup(stream, ModelBank(stream, "tree", 3, 31, 0), 10, 1, 30, 0.9, 0.9, np.full(24, 100.0))
+    daily = strategies.fixed(setup, 1, "daily")
+    assert np.isnan(daily.window_quality[20:22]).all() and not np.isnan(daily.window_quality[:20]).any()
+    scored = daily.window_quality[~np.isnan(daily.window_quality)]
+    assert daily.compliance == pytest.approx(float((scored >= 0.9).mean()))
+    assert strategies.oracle(setup).compliance >= 0.9

@@ -170,3 +170,20 @@ def test_overspent_error_budget_raises_the_bar() -> None:
     assert decision.evidence.observed_compliance == pytest.approx(26 / 30)
     relaxed = run(policy, history)
     assert relaxed.proposed.energy_kwh_per_period <= decision.proposed.energy_kwh_per_period
+
+
+def test_a_current_schedule_outside_the_bounds_is_fixed() -> None:
+    """Today's 10-day gaps break maxInterval 7d: proposed even though compliance would be the same."""
+    policy = make_policy(schedule__current="0 2 1,11,21 * *", schedule__maxInterval="7d", slo__target=0.8)
+    decision = run(policy, make_history(0.0, shadow_days=14))
+    assert decision.propose and "today's schedule breaks the policy's bounds (longest gap" in decision.reason
+    assert decision.proposed.max_gap_hours <= 7 * 24 + 1
+
+
+def test_the_thin_history_prior_counts_older_failures_against_younger_ages() -> None:
+    from controller.costmodel import _prior_meet
+
+    ages = np.arange(1.0, 11.0)
+    meets = _prior_meet(ages, np.where(ages <= 5, 0.95, 0.5), np.array([0.5, 3.0, 6.0, 10.0, 12.0]), 0.9)[0]
+    assert meets[0] == pytest.approx(0.5) and meets[1] == pytest.approx(3 / 8)
+    assert meets[2] == meets[3] == meets[4] == 0.0

@@ -79,7 +79,7 @@ def _policy_file(args: BacktestArgs) -> Policy | None:
     if not result.ok or not result.policies:
         raise InputError("\n".join(p.render() for p in result.problems) or f"{args.policy}: no policy found")
     policy = result.policies[0]
-    if policy.slo_window % timedelta(days=1):
+    if policy.slo_window % timedelta(days=1) and not args.window:
         raise InputError(f"{args.policy}: spec.slo.window is {format_duration(policy.slo_window)}; the backtest "
                          "works in whole days, so give --window (e.g. 1d) to replay it")
     return policy
@@ -119,6 +119,9 @@ def _frame(args: BacktestArgs, stream: Stream, policy: Policy | None) -> dict[st
     max_interval = (_days(args.max_interval, "--max-interval") if args.max_interval
                     else max(1, policy.max_interval.days) if policy else max(30, 6 * window))
     reconcile = _days(args.reconcile_every, "--reconcile-every") if args.reconcile_every else max(7, window)
+    if max_interval < window:
+        raise InputError(f"maxInterval {max_interval}d is shorter than the evaluation window {window}d; every "
+                         "window needs a model that may serve all of it: give a longer --max-interval")
     if stream.days < train + 4 * window:
         raise InputError(f"{args.stream}: {stream.days} days of rows; the backtest needs the training window "
                          f"({train} d) plus at least 4 evaluation windows ({window} d each)")
@@ -184,11 +187,21 @@ def run_backtest(args: BacktestArgs) -> Results:
 def _target(args: BacktestArgs, policy: Policy, daily_quality: np.ndarray) -> tuple[float, str]:
     if args.slo == "auto" or (args.slo is None and args.policy is None):
         # "lower": the target is an observed window quality, so daily retraining meets it in >= 90% of windows
-        return (float(np.quantile(daily_quality, 0.10, method="lower")),
+        return (float(np.nanquantile(daily_quality, 0.10, method="lower")),
                 "auto: p10 of daily retraining's per-window quality")
     if args.slo is not None:
         return float(args.slo), "--slo"
     return policy.slo_target, f"from {args.policy}"
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Fail before a long replay, not after it, when the results cannot be written."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"--output-dir {output_dir}: cannot create it ({err.strerror})") from err
+    if not os.access(output_dir, os.W_OK):
+        raise InputError(f"--output-dir {output_dir}: not writable; choose another folder")
 
 
 def write_outputs(results: Results, output_dir: Path) -> list[Path]:

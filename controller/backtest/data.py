@@ -42,9 +42,14 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"{path}: no such file; give the {what} as a CSV file (gzip is fine)")
     try:
-        return pd.read_csv(path, low_memory=False)
+        frame = pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError as err:
+        raise InputError(f"{path}: the file is empty; give a CSV with a header row and data rows") from err
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as err:
         raise InputError(f"{path}: cannot be read as CSV ({err}); check the file's format") from err
+    if frame.empty:
+        raise InputError(f"{path}: a header but no data rows")
+    return frame
 
 
 def _column(frame: pd.DataFrame, path: Path, name: str, flag: str) -> pd.Series:
@@ -85,6 +90,10 @@ def load_stream(path: Path, label: str, time_column: str | None, rows_per_day: i
     dropped = tuple(c for c in rest.columns if c not in numeric.columns)
     if numeric.shape[1] == 0:
         raise InputError(f"{path}: no numeric feature columns besides {label!r}; encode features as numbers")
+    infinite = np.isinf(numeric.to_numpy(dtype=float))
+    if infinite.any():
+        row, column = (int(i) for i in np.argwhere(infinite)[0])
+        raise InputError(f"{path}:{row + 2}: column {numeric.columns[column]!r} is infinite; fix or drop that row")
     keep = day_of_row < days if days is not None else np.ones(len(frame), dtype=bool)
     codes = pd.factorize(labels, sort=True)[0]
     return Stream(path.name, numeric.to_numpy(dtype=float)[keep], codes[keep], day_of_row[keep], first_day,

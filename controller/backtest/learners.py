@@ -60,13 +60,14 @@ class ModelBank:
         first, last = self.starts[max(0, day - self.train_days)], self.starts[day]
         x, y = self.stream.features[first:last], self.stream.labels[first:last]
         model = LEARNERS[self.learner](self.seed)
-        began = time.process_time()
-        try:
-            model.fit(x, y)
-        except ValueError as err:  # e.g. one class only in the window, for learners that refuse that
-            raise InputError(f"{self.stream.name}: cannot train on days {max(0, day - self.train_days)}-{day - 1} "
-                             f"({err}); use a longer --train-window or another --learner") from err
-        cpu = time.process_time() - began
         until = self.starts[min(day + self.horizon_days, self.stream.days)]
-        predicted = model.predict(self.stream.features[last:until])
+        days = f"days {max(0, day - self.train_days)}-{day - 1}"
+        try:
+            began = time.process_time()
+            model.fit(x, y)
+            cpu = time.process_time() - began
+            predicted = model.predict(self.stream.features[last:until]) if until > last else np.zeros(0)
+        except ValueError as err:  # no rows or one class in the window; empty cells for the logistic learner
+            raise InputError(f"{self.stream.name}: cannot train on {days} or predict after them ({err}); use a "
+                             "longer --train-window, fill empty feature cells, or another --learner") from err
         return Retrained(day, cpu, cpu / 3600 * self.watts_per_cpu / 1000, predicted == self.stream.labels[last:until])

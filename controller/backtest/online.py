@@ -13,7 +13,7 @@ from datetime import UTC, timedelta
 
 from controller import schedule
 from controller.backtest.data import day_time
-from controller.backtest.timeline import Outcome, Retrain, Setup, score, serving_days
+from controller.backtest.timeline import Outcome, Retrain, Setup, row_correctness, score, serving_days
 from controller.costmodel import CostModel, fit_cost_model
 from controller.decision import Decision
 from controller.errors import StalledError
@@ -36,25 +36,34 @@ class OnlineSettings:
     check_search_every: int  # compare with exhaustive search every N reconciles (0: never)
 
 
-def _trainings(setup: Setup, served: list[int], hours: dict[int, int], since: int) -> tuple[TrainingRun, ...]:
+def _trainings(setup: Setup, served: list[int], since: int) -> tuple[TrainingRun, ...]:
+    """greenops's retrains as MLflow would show them. A retrain serves from the start of its day (the
+    replay's grain), so that is when it is recorded as finished, whatever its start hour."""
     runs = []
     for day in served:
         if day >= since:
             trained = setup.bank[day]
-            finished = day_time(setup.stream, day, hours.get(day, 0)) + timedelta(seconds=trained.cpu_seconds)
-            runs.append(TrainingRun(str(day), finished, trained.cpu_seconds, trained.energy_kwh, None))
+            runs.append(TrainingRun(str(day), day_time(setup.stream, day), trained.cpu_seconds, trained.energy_kwh,
+                                    None))
     return tuple(runs)
 
 
 def _evaluations(setup: Setup, served: list[int], until: int, since: int) -> tuple[Evaluation, ...]:
-    """Every kept version's quality on every ended window it did not train on."""
+    """Per ended window: the production quality (rows as actually served), under the version serving at
+    the window's middle, and shadow evaluations of the older versions kept, on rows they did not train on."""
     starts, evaluations = setup.bank.starts, []
+    production = row_correctness(setup, served, until)
     for window in range(setup.window_of_day(max(since, setup.first_day)), setup.window_of_day(until)):
         first = setup.first_day + window * setup.window_days
         last = first + setup.window_days
         at = day_time(setup.stream, last)
+        serving = max(v for v in served if v <= first + setup.window_days / 2)
+        rows = production[starts[first] - starts[setup.first_day]:starts[last] - starts[setup.first_day]]
+        if len(rows):
+            evaluations.append(Evaluation(str(serving), at, float(rows.mean())))
         for version in served:
-            if version <= first and last - version <= setup.max_interval_days + setup.window_days:
+            if version != serving and version <= first and last - version <= setup.max_interval_days + \
+                    setup.window_days:
                 offset = starts[first] - starts[version]
                 rows = setup.bank[version].correct[offset:offset + starts[last] - starts[first]]
                 if len(rows):
@@ -71,8 +80,7 @@ def _carbon(setup: Setup, day: int) -> CarbonSamples:
 def history_until(setup: Setup, policy: Policy, retrains: list[Retrain], day: int, lookback_days: int) -> History:
     served = [d for d in serving_days(setup, [r.day for r in retrains]) if d < day]
     since = day - lookback_days
-    hours = {r.day: r.hour for r in retrains}
-    return History(policy.name, "backtest replay", _trainings(setup, served, hours, since - setup.max_interval_days),
+    return History(policy.name, "backtest replay", _trainings(setup, served, since - setup.max_interval_days),
                    _evaluations(setup, served, day, since), _carbon(setup, day))
 
 

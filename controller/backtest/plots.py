@@ -7,6 +7,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from controller.backtest.report import Results
 
@@ -17,7 +19,7 @@ def quality_over_time(results: Results, path: Path) -> None:
     """Per-window quality with each strategy's retrains marked under it, and the SLO line."""
     shown = [o for o in results.outcomes if o.strategy.startswith(SHOWN) and "noon" not in o.strategy]
     figure, axis = plt.subplots(figsize=(12, 5))
-    floor = min(float(np.min(o.window_quality)) for o in shown)
+    floor = min(float(np.nanmin(o.window_quality)) for o in shown)
     for offset, outcome in enumerate(shown):
         line, = axis.plot(outcome.window_quality, linewidth=0.8, alpha=0.8,
                           label=f"{outcome.strategy} ({len(outcome.retrains)} retrains)")
@@ -26,13 +28,8 @@ def quality_over_time(results: Results, path: Path) -> None:
                   markersize=6)
     axis.axhline(results.setup["target"], color="black", linestyle="--", linewidth=1,
                  label=f"SLO target {results.setup['target']:.3f}")
-    axis.set_xlabel(f"evaluation window ({results.setup['window_days']} d each)")
-    axis.set_ylabel("quality (accuracy)")
-    axis.set_title(f"{results.setup['stream']}: quality per window; ticks below = retrains")
-    axis.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _finish(figure, axis, path, f"evaluation window ({results.setup['window_days']} d each)", "quality (accuracy)",
+            f"{results.setup['stream']}: quality per window; ticks below = retrains")
 
 
 def energy_vs_compliance(results: Results, path: Path) -> None:
@@ -44,10 +41,15 @@ def energy_vs_compliance(results: Results, path: Path) -> None:
                       textcoords="offset points")
     axis.axhline(results.setup["compliance"], color="black", linestyle="--", linewidth=1, label="required compliance")
     axis.set_xscale("log")
-    axis.set_xlabel("retraining energy over the run (Wh, log scale)")
-    axis.set_ylabel("SLO compliance (share of windows >= target)")
-    axis.set_title(f"{results.setup['stream']}: energy vs SLO compliance")
+    _finish(figure, axis, path, "retraining energy over the run (Wh, log scale)",
+            "SLO compliance (share of windows >= target)", f"{results.setup['stream']}: energy vs SLO compliance")
+
+
+def _finish(figure: Figure, axis: Axes, path: Path, x_label: str, y_label: str, title: str) -> None:
+    axis.set_xlabel(x_label)
+    axis.set_ylabel(y_label)
+    axis.set_title(title)
     axis.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, format="png")
     plt.close(figure)

@@ -147,7 +147,7 @@ def as_json(results: Results) -> dict[str, Any]:
                 "quality_p10": o.quality_p10, "loss_windows": o.loss(),
                 "c_alpha": {str(a): results.cost(o, a) for a in ALPHAS},
                 "retrain_days": [r.day for r in o.retrains], "retrain_hours": [r.hour for r in o.retrains],
-                "window_quality": [round(float(q), 6) for q in o.window_quality], **o.extra}
+                "window_quality": [_finite(round(float(q), 6)) for q in o.window_quality], **o.extra}
 
     return {"setup": results.setup, "reference_energy_kwh": results.reference_energy_kwh,
             "alphas": list(ALPHAS), "strategies": [outcome(o) for o in results.outcomes],

@@ -35,18 +35,20 @@ def best_fixed_in_hindsight(setup: Setup) -> Outcome:
     return fixed(setup, 1, "best fixed in hindsight (every 1 d)")
 
 
-def _triggered(setup: Setup, name: str, fires: Callable[[int, np.ndarray], bool], **extra: object) -> Outcome:
-    """Walk day by day; ``fires(day, correct_rows_of_that_day)`` asks for a retrain on the next day."""
+def _triggered(setup: Setup, name: str, fires: Callable[[int, np.ndarray], bool],
+               restart: Callable[[], None] = lambda: None, **extra: object) -> Outcome:
+    """Walk day by day; ``fires(day, correct_rows_of_that_day)`` asks for a retrain on the next day.
+
+    Every day's rows reach ``fires``; ``restart`` runs after every retrain, the maxInterval cap's included.
+    """
     starts, last, retrains = setup.bank.starts, setup.first_day, []
     for day in range(setup.first_day, setup.last_day - 1):
-        if day + 1 - last >= setup.max_interval_days:
-            last = day + 1  # the maxInterval cap, as score() applies it
-            retrains.append(Retrain(last))
-            continue
         rows = setup.bank[last].correct[starts[day] - starts[last]:starts[day + 1] - starts[last]]
-        if fires(day, rows):
+        fired = fires(day, rows)
+        if fired or day + 1 - last >= setup.max_interval_days:  # the cap, as score() applies it
             last = day + 1
             retrains.append(Retrain(last))
+            restart()
     return score(setup, name, retrains, **extra)
 
 
@@ -56,13 +58,14 @@ def _window_ends(setup: Setup, day: int) -> bool:
 
 def accuracy_threshold(setup: Setup) -> Outcome:
     """Retrain when the evaluation window that just ended fell below the SLO target."""
-    seen: list[np.ndarray] = []
+    today: list[np.ndarray] = []
 
     def fires(day: int, rows: np.ndarray) -> bool:
-        seen.append(rows)
+        today.append(rows)
         if not _window_ends(setup, day):
             return False
-        window = np.concatenate(seen[-setup.window_days:])
+        window = np.concatenate(today)
+        today.clear()
         return bool(len(window)) and float(window.mean()) < setup.target
 
     return _triggered(setup, "accuracy threshold", fires)
@@ -89,14 +92,35 @@ class _Adwin:
 def adwin(setup: Setup, delta: float = 0.002) -> Outcome:
     """Retrain when ADWIN (river) detects a change in the serving model's error stream; then start afresh."""
     detector = _Adwin(delta)
+    return _triggered(setup, "ADWIN drift trigger", lambda day, rows: detector.changed(~rows), detector.reset,
+                      delta=delta)
 
-    def fires(day: int, rows: np.ndarray) -> bool:
-        detected = detector.changed(~rows)
-        if detected:
-            detector.reset()
-        return detected
 
-    return _triggered(setup, "ADWIN drift trigger", fires, delta=delta)
+class _Staleness:
+    """CARA-style bookkeeping: quality lost since the model's first window, against a retrain's cost."""
+
+    def __init__(self, setup: Setup, alpha: float) -> None:
+        self.setup, self.alpha = setup, alpha
+        self.today: list[np.ndarray] = []
+        self.reference: float | None = None
+        self.accumulated = 0.0
+
+    def fires(self, day: int, rows: np.ndarray) -> bool:
+        self.today.append(rows)
+        if not _window_ends(self.setup, day):
+            return False
+        window = np.concatenate(self.today)
+        self.today = []
+        if not len(window):
+            return False
+        quality = float(window.mean())
+        if self.reference is None:
+            self.reference = quality
+        self.accumulated += max(0.0, self.reference - quality)
+        return self.accumulated > self.alpha
+
+    def restart(self) -> None:
+        self.reference, self.accumulated = None, 0.0
 
 
 def cara(setup: Setup, alpha: float) -> Outcome:
@@ -106,26 +130,8 @@ def cara(setup: Setup, alpha: float) -> Outcome:
     window after deployment; retrain when it exceeds alpha, the cost of one retrain in the
     same units as C_alpha (windows of lost quality).
     """
-    seen: list[np.ndarray] = []
-    reference: float | None = None
-    accumulated = 0.0
-
-    def fires(day: int, rows: np.ndarray) -> bool:
-        nonlocal reference, accumulated
-        seen.append(rows)
-        if not _window_ends(setup, day):
-            return False
-        window = np.concatenate(seen[-setup.window_days:])
-        quality = float(window.mean()) if len(window) else 0.0
-        if reference is None:
-            reference = quality
-        accumulated += max(0.0, reference - quality)
-        if accumulated > alpha:
-            reference, accumulated = None, 0.0
-            return True
-        return False
-
-    return _triggered(setup, f"CARA-style (alpha={alpha:g})", fires, alpha=alpha)
+    staleness = _Staleness(setup, alpha)
+    return _triggered(setup, f"CARA-style (alpha={alpha:g})", staleness.fires, staleness.restart, alpha=alpha)
 
 
 def _quality_table(setup: Setup, gap: int) -> np.ndarray:
@@ -139,8 +145,9 @@ def _quality_table(setup: Setup, gap: int) -> np.ndarray:
         correct = setup.bank[day].correct
         bounds = [starts[day + j * per_window] - starts[day] for j in range(span + 1)]
         cumulative = np.concatenate([[0.0], np.cumsum(correct[:bounds[-1]], dtype=float)])
-        sizes = np.maximum(np.diff(bounds), 1)
-        table[k, :span] = (cumulative[bounds[1:]] - cumulative[bounds[:-1]]) / sizes
+        sizes = np.diff(bounds)
+        sums = cumulative[bounds[1:]] - cumulative[bounds[:-1]]
+        table[k, :span] = np.where(sizes > 0, sums / np.maximum(sizes, 1), np.nan)
     return table
 
 
@@ -152,8 +159,9 @@ def oracle(setup: Setup) -> Outcome:
     """
     gap = max(1, setup.max_interval_days // setup.window_days)
     table = _quality_table(setup, gap)
-    fails = np.nan_to_num(table < setup.target, nan=0).astype(int)
-    n, allowed = setup.windows, int(np.floor((1 - setup.compliance) * setup.windows + 1e-9))
+    fails = (table < setup.target).astype(int)  # NaN (no rows, or beyond the last window) never fails
+    scored = int(np.count_nonzero(~np.isnan(table[:, 0])))  # windows with rows: the compliance denominator
+    n, allowed = setup.windows, int(np.floor((1 - setup.compliance) * scored + 1e-9))
     cost = np.array([setup.bank[setup.first_day + k * setup.window_days].energy_kwh if k else 0.0
                      for k in range(n)])
     best = np.full((n + 1, allowed + 1), np.inf)  # best[k, f]: least energy with a model trained at window k
@@ -190,7 +198,8 @@ def _replay_oracle(setup: Setup, best: np.ndarray, parent: dict[tuple[int, int],
 def oracle_cost(setup: Setup, alpha: float, mean_energy: float) -> float:
     """Least C_alpha in hindsight (same grain as ``oracle``): the lower bound for the alpha sweep."""
     gap = max(1, setup.max_interval_days // setup.window_days)
-    loss = np.nan_to_num(1 - _quality_table(setup, gap), nan=np.inf)
+    table = _quality_table(setup, gap)
+    loss = np.where(np.isnan(table), 0.0, 1 - table)  # windows without rows lose nothing
     n = setup.windows
     best = np.full(n + 1, np.inf)
     best[0] = 0.0

@@ -64,15 +64,15 @@ class Outcome:
 
     @property
     def quality_mean(self) -> float:
-        return float(self.window_quality.mean())
+        return float(np.nanmean(self.window_quality))
 
     @property
     def quality_p10(self) -> float:
-        return float(np.quantile(self.window_quality, 0.10))
+        return float(np.nanquantile(self.window_quality, 0.10))
 
     def loss(self) -> float:
-        """Quality lost over the run, in windows: the sum of (1 - quality)."""
-        return float((1 - self.window_quality).sum())
+        """Quality lost over the run, in windows: the sum of (1 - quality) over windows with rows."""
+        return float(np.nansum(1 - self.window_quality))
 
 
 def serving_days(setup: Setup, retrain_days: list[int]) -> list[int]:
@@ -95,7 +95,7 @@ def row_correctness(setup: Setup, served: list[int], until_day: int | None = Non
     """Whether the serving model got each row right, for the rows of [first_day, until_day)."""
     starts, end = setup.bank.starts, until_day if until_day is not None else setup.last_day
     pieces = []
-    for day, following in zip(served, [*served[1:], end], strict=True):
+    for day, following in zip(served, [*served[1:], end], strict=False):  # nothing served yet: no rows
         if day >= end:
             break
         rows = starts[min(following, end)] - starts[day]
@@ -104,14 +104,14 @@ def row_correctness(setup: Setup, served: list[int], until_day: int | None = Non
 
 
 def window_quality(setup: Setup, correct: np.ndarray, windows: int | None = None) -> np.ndarray:
-    """Mean correctness per window (a window with no rows counts as meeting nothing: quality 0)."""
+    """Mean correctness per window; NaN for a window without rows (a gap in a timestamped stream)."""
     count = setup.windows if windows is None else windows
     starts = setup.bank.starts
     bounds = [starts[setup.first_day + w * setup.window_days] - starts[setup.first_day] for w in range(count + 1)]
     cumulative = np.concatenate([[0.0], np.cumsum(correct, dtype=float)])
     sums = cumulative[bounds[1:]] - cumulative[bounds[:-1]]
     sizes = np.diff(bounds)
-    return np.where(sizes > 0, sums / np.maximum(sizes, 1), 0.0)
+    return np.where(sizes > 0, sums / np.maximum(sizes, 1), np.nan)
 
 
 def score(setup: Setup, strategy: str, retrains: list[Retrain], **extra: object) -> Outcome:
@@ -122,5 +122,6 @@ def score(setup: Setup, strategy: str, retrains: list[Retrain], **extra: object)
     done = tuple(Retrain(day, hours.get(day, NOON)) for day in served[1:])
     energy = sum(setup.bank[r.day].energy_kwh for r in done)
     carbon = sum(setup.bank[r.day].energy_kwh * setup.carbon_at(r.day, r.hour) for r in done) / 1000
-    compliance = float((quality >= setup.target).mean())
+    observed = quality[~np.isnan(quality)]
+    compliance = float((observed >= setup.target).mean()) if len(observed) else 0.0
     return Outcome(strategy, done, quality, energy, carbon, compliance, dict(extra))

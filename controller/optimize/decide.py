@@ -1,5 +1,6 @@
 """From a fitted cost model to a Decision: baseline, tuned schedule, hysteresis."""
 
+import math
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,9 +17,10 @@ MIN_HORIZON = timedelta(days=84)
 
 
 def horizon_for(policy: Policy) -> timedelta:
-    """At least 12 weeks, two budget periods and two of the longest allowed gaps, in whole days."""
+    """At least 12 weeks, two budget periods, two of the longest allowed gaps and four SLO windows, in whole days."""
+    four_windows = timedelta(days=math.ceil(4 * policy.slo_window / timedelta(days=1)))
     return max(MIN_HORIZON, timedelta(days=(2 * policy.budget_period).days),
-               timedelta(days=(2 * policy.max_interval).days))
+               timedelta(days=(2 * policy.max_interval).days), four_windows)
 
 
 def horizon_start(history: History, tz: ZoneInfo) -> datetime:
@@ -34,6 +36,9 @@ def _why(policy: Policy, current: Forecast, proposed: Forecast) -> tuple[bool, s
     if schedule.normalise(policy.current_schedule) == proposed.schedule:
         return False, "the current schedule is already the best one found"
     need, slack = policy.slo_compliance, COMPLIANCE_RESOLUTION
+    if current.bound_violations and not proposed.bound_violations \
+            and proposed.compliance_lower >= current.compliance_lower - slack:
+        return True, f"today's schedule breaks the policy's bounds ({'; '.join(current.bound_violations)})"
     at_risk = current.compliance_lower < need or bool(current.bound_violations)
     if at_risk and proposed.compliance_lower > current.compliance_lower + slack:
         return True, (f"the current schedule puts the SLO at risk (predicted compliance "

@@ -17,6 +17,7 @@ from controller.telemetry.history import History
 BUDGET_WINDOWS = 30  # about a month of daily windows, the usual SLO error-budget period
 MIN_WINDOWS = 10
 MAX_REQUIRED = 0.999
+SAME_WINDOW_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,16 @@ def serving_qualities(history: History, window: timedelta) -> list[float]:
     """Per evaluated window, the quality of the model that served it: the newest version ready by the
     window's middle among those evaluated on it (other versions are shadow evaluations)."""
     finished = {t.version: t.finished_at for t in history.trainings}
-    by_window: dict[datetime, list[tuple[datetime, float]]] = defaultdict(list)
+    by_window: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
+    ends: dict[int, datetime] = {}
     for e in history.evaluations:
         if e.version in finished:
-            by_window[e.at].append((finished[e.version], e.quality))
+            key = round(e.at.timestamp() / SAME_WINDOW_SECONDS)  # evaluations logged moments apart: one window
+            by_window[key].append((finished[e.version], e.quality))
+            ends.setdefault(key, e.at)
     qualities = []
-    for at, evaluated in sorted(by_window.items()):
+    for key, evaluated in sorted(by_window.items()):
+        at = ends[key]
         evaluated.sort()
         ready = bisect.bisect_right([f for f, _ in evaluated], at - window / 2)
         qualities.append(evaluated[max(ready, 1) - 1][1])

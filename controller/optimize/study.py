@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import optuna
 
+from controller import schedule
 from controller.costmodel import CostModel
 from controller.decision import Forecast
 from controller.errors import StalledError, TransientError
@@ -63,6 +64,14 @@ class SearchSpace:
 
     def all_forecasts(self) -> list[Forecast]:
         return [self.forecast(c, h) for c in self.cadences for h in self.hours]
+
+    def params_of(self, expr: str) -> dict[str, object] | None:
+        """The (cadence, hour) that renders ``expr``, if it is in the space."""
+        for name, cadence in self.cadences.items():
+            for hour in self.hours:
+                if expression(cadence, hour, self.minute) == expr:
+                    return {"cadence": name, "hour": hour}
+        return None
 
 
 def constraint_values(forecast: Forecast, policy: Policy) -> dict[str, float]:
@@ -192,7 +201,7 @@ def _storage(url: str | None) -> optuna.storages.BaseStorage:
 
 
 def _open_study(storage: optuna.storages.BaseStorage, name: str, prefix: str, space: SearchSpace,
-                seed: int) -> tuple[optuna.Study, bool]:
+                seed: int, current: str) -> tuple[optuna.Study, bool]:
     with warnings.catch_warnings():  # BruteForceSampler is "experimental" since Optuna 3.1
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = (optuna.samplers.BruteForceSampler(seed=seed) if space.size <= STARTUP_TRIALS
@@ -201,8 +210,11 @@ def _open_study(storage: optuna.storages.BaseStorage, name: str, prefix: str, sp
     warm = None if exists else _previous_best(storage, prefix, space)
     study = optuna.create_study(storage=storage, study_name=name, direction="minimize", sampler=sampler,
                                 load_if_exists=True)
-    if warm is not None:
-        study.enqueue_trial(warm)
+    if not exists:  # today's schedule first, so the pick is never worse than it; then last pass's best
+        queued = [params for params in (space.params_of(current), warm) if params]
+        for index, params in enumerate(queued):
+            if params not in queued[:index]:
+                study.enqueue_trial(params)
     return study, warm is not None
 
 
@@ -217,7 +229,8 @@ def tune(policy: Policy, model: CostModel, start: datetime, horizon: timedelta, 
     ceiling = max(model.carbon.by_hour_of_week) or 1.0
     prefix = f"greenops.{policy.name}."
     backend = _storage(storage)
-    study, warm = _open_study(backend, prefix + fingerprint(policy, model, start, horizon, seed), prefix, space, seed)
+    study, warm = _open_study(backend, prefix + fingerprint(policy, model, start, horizon, seed), prefix, space, seed,
+                              schedule.normalise(policy.current_schedule))
 
     def objective(trial: optuna.Trial) -> float:
         forecast = space.forecast(trial.suggest_categorical("cadence", list(space.cadences)),
