@@ -42,7 +42,7 @@ def _why(policy: Policy, current: Forecast, proposed: Forecast) -> tuple[bool, s
     at_risk = current.compliance_lower < need or bool(current.bound_violations)
     if at_risk and proposed.compliance_lower > current.compliance_lower + slack:
         return True, (f"the current schedule puts the SLO at risk (predicted compliance "
-                      f"{current.compliance_lower:.1%} < {need:.0%})")
+                      f"{current.compliance_lower:.1%} < {need:.1%})")
     out_of_reach = proposed.compliance_lower < need
     if out_of_reach and proposed.compliance_lower < current.compliance_lower - slack:
         return False, (f"no schedule within the bounds is predicted to keep the SLO, and none does better "
@@ -50,7 +50,7 @@ def _why(policy: Policy, current: Forecast, proposed: Forecast) -> tuple[bool, s
     energy = -percent_change(current.energy_kwh_per_period, proposed.energy_kwh_per_period)
     carbon = -percent_change(current.carbon_kg_per_period, proposed.carbon_kg_per_period)
     keeping = (f"no schedule within the bounds is predicted to keep the SLO (best {proposed.compliance_lower:.1%} "
-               f"< {need:.0%}) and this one is as good as today's (within {slack:.1%})" if out_of_reach
+               f"< {need:.1%}) and this one is as good as today's (within {slack:.1%})" if out_of_reach
                else "keeping the SLO")
     if max(energy, carbon) >= policy.min_saving_percent:
         return True, f"{_savings(energy, carbon)} while {keeping}"

@@ -102,10 +102,11 @@ def _cheapest(forecasts: list[Forecast]) -> Forecast:
 
 
 def _most_compliant(forecasts: list[Forecast]) -> Forecast:
-    """The cheapest of those within COMPLIANCE_RESOLUTION of the best predicted compliance.
+    """The cheapest of those within COMPLIANCE_RESOLUTION (a tenth of a point) of the best predicted compliance.
 
-    Differences smaller than that are noise in the estimate, not a reason to spend energy (and
-    without this slack a few hundredths of a point would decide the start hour, not carbon).
+    SLO first: when no schedule reaches the SLO, compliance decides, and energy and carbon only break
+    what are numerical ties. (A wider tolerance, the estimate's own uncertainty, saved energy on NOAA
+    but let Elec2 fall below its SLO in the backtest; see BENCHMARKS.md.)
     """
     top = max(f.compliance_lower for f in forecasts)
     return _cheapest([f for f in forecasts if f.compliance_lower >= top - COMPLIANCE_RESOLUTION])
