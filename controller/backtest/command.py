@@ -167,21 +167,30 @@ def run_backtest(args: BacktestArgs) -> Results:
     lookback = max(90, 30 * frame["window"])
     online = OnlineSettings(frame["reconcile"], lookback, args.seed, args.trials, args.check_search_every)
     greenops = greenops_online(setup, policy, online, progress)
-    outcomes: list[Outcome] = [
-        greenops, at_noon(setup, greenops),
-        strategies.fixed(setup, 1, "daily"), strategies.fixed(setup, 7, "weekly"),
-        strategies.fixed(setup, 30, "monthly"), strategies.best_fixed_in_hindsight(setup),
-        strategies.accuracy_threshold(setup), strategies.adwin(setup), strategies.oracle(setup)]
+    outcomes = [greenops, at_noon(setup, greenops), *_baselines(setup)]
     cara = {alpha: strategies.cara(setup, alpha) for alpha in ALPHAS}
     reference = float(np.mean([bank[d].energy_kwh for d in range(setup.first_day, setup.last_day)]))
     oracle_costs = {alpha: strategies.oracle_cost(setup, alpha, reference) for alpha in ALPHAS}
-    described = {"stream": stream.name, "rows": len(stream.labels), "days": stream.days, "windows": setup.windows,
-                 "window_days": setup.window_days, "first_day": setup.first_day, "train_days": frame["train"],
-                 "max_interval_days": setup.max_interval_days, "reconcile_days": frame["reconcile"],
-                 "target": target, "slo_rule": rule, "compliance": compliance, "learner": args.learner,
-                 "seed": args.seed, "trials": args.trials, "carbon": carbon_text, "watts_per_cpu": bank.watts_per_cpu,
-                 "features": list(stream.feature_names), "dropped_columns": list(stream.dropped_columns)}
+    described = {**_described(args, setup, frame), "target": target, "slo_rule": rule, "compliance": compliance,
+                 "carbon": carbon_text}
     return Results(described, outcomes, reference, oracle_costs, cara, time.perf_counter() - began)
+
+
+def _baselines(setup: Setup) -> list[Outcome]:
+    return [strategies.fixed(setup, 1, "daily"), strategies.fixed(setup, 7, "weekly"),
+            strategies.fixed(setup, 30, "monthly"), strategies.best_fixed_in_hindsight(setup),
+            strategies.accuracy_threshold(setup), strategies.adwin(setup), strategies.oracle(setup)]
+
+
+def _described(args: BacktestArgs, setup: Setup, frame: dict[str, int]) -> dict[str, Any]:
+    """What was replayed, for the report header and the JSON."""
+    stream = setup.stream
+    return {"stream": stream.name, "rows": len(stream.labels), "days": stream.days, "windows": setup.windows,
+            "window_days": setup.window_days, "first_day": setup.first_day, "train_days": frame["train"],
+            "max_interval_days": setup.max_interval_days, "reconcile_days": frame["reconcile"],
+            "learner": args.learner, "seed": args.seed, "trials": args.trials,
+            "watts_per_cpu": setup.bank.watts_per_cpu, "features": list(stream.feature_names),
+            "dropped_columns": list(stream.dropped_columns)}
 
 
 def _target(args: BacktestArgs, policy: Policy, daily_quality: np.ndarray) -> tuple[float, str]:
