@@ -110,6 +110,14 @@ def _search_check(policy: Policy, history: History, model: CostModel, decision: 
             "as_compliant": bool(as_compliant and feasible_too)}
 
 
+def _record(day: int, decision: Decision, model: CostModel) -> dict[str, object]:
+    """One reconcile, for the JSON: the schedule that runs next and what it was predicted to achieve."""
+    runs = decision.proposed if decision.propose else decision.current
+    return {"day": day, "schedule": runs.schedule, "changed": decision.propose, "reason": decision.reason,
+            "prior": model.prior is not None, "predicted_compliance": runs.compliance,
+            "predicted_compliance_lower": runs.compliance_lower}
+
+
 def greenops_online(setup: Setup, policy: Policy, settings: OnlineSettings, progress: Progress) -> Outcome:
     expression = schedule.normalise(policy.current_schedule)
     retrains: list[Retrain] = []
@@ -130,12 +138,7 @@ def greenops_online(setup: Setup, policy: Policy, settings: OnlineSettings, prog
                 checks.append(_search_check(current, history, model, decision))
             if decision.propose:
                 expression = decision.proposed.schedule
-            decisions.append({"day": day, "schedule": expression, "changed": decision.propose,
-                              "reason": decision.reason, "prior": model.prior is not None,
-                              "predicted_compliance": decision.proposed.compliance if decision.propose
-                              else decision.current.compliance,
-                              "predicted_compliance_lower": decision.proposed.compliance_lower if decision.propose
-                              else decision.current.compliance_lower})
+            decisions.append(_record(day, decision, model))
         retrains += _fires(setup, expression, day, min(day + settings.reconcile_days, setup.last_day))
     return score(setup, "greenops", retrains, decisions=decisions, search_checks=checks)
 
