@@ -102,3 +102,11 @@ def test_optuna_matches_exhaustive_search_with_a_tenth_of_the_evaluations() -> N
     assert full.trials == full.space >= 200 and searched.trials <= full.space // 10
     assert searched.best.energy_kwh_per_period <= full.best.energy_kwh_per_period * 1.01
     assert searched.best.carbon_kg_per_period <= full.best.carbon_kg_per_period * 1.01
+
+
+def test_a_space_smaller_than_the_trials_is_searched_exhaustively() -> None:
+    policy, history = make_policy(), make_history(0.004)  # constant carbon: today's hour only, 36 cadences
+    model = fit_cost_model(history, policy.slo_target, policy.slo_window, 7, 250.0)
+    start, horizon = horizon_start(history, ZoneInfo("Etc/UTC")), horizon_for(policy)
+    searched, full = tune(policy, model, start, horizon, 7, 80), exhaustive(policy, model, start, horizon)
+    assert searched.trials == searched.space == full.space < 80 and searched.best == full.best

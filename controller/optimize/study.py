@@ -202,10 +202,10 @@ def _storage(url: str | None) -> optuna.storages.BaseStorage:
 
 
 def _open_study(storage: optuna.storages.BaseStorage, name: str, prefix: str, space: SearchSpace,
-                seed: int, current: str) -> tuple[optuna.Study, bool]:
+                seed: int, current: str, trials: int) -> tuple[optuna.Study, bool]:
     with warnings.catch_warnings():  # BruteForceSampler is "experimental" since Optuna 3.1
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = (optuna.samplers.BruteForceSampler(seed=seed) if space.size <= STARTUP_TRIALS
+        sampler = (optuna.samplers.BruteForceSampler(seed=seed) if space.size <= max(trials, STARTUP_TRIALS)
                    else optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS))
     exists = name in optuna.get_all_study_names(storage)
     warm = None if exists else _previous_best(storage, prefix, space)
@@ -230,8 +230,9 @@ def tune(policy: Policy, model: CostModel, start: datetime, horizon: timedelta, 
     ceiling = max(model.carbon.by_hour_of_week) or 1.0
     prefix = f"greenops.{policy.name}."
     backend = _storage(storage)
+    wanted = trials if trials > 0 else max(STARTUP_TRIALS + 4, space.size // 10)
     study, warm = _open_study(backend, prefix + fingerprint(policy, model, start, horizon, seed), prefix, space, seed,
-                              schedule.normalise(policy.current_schedule))
+                              schedule.normalise(policy.current_schedule), wanted)
 
     def objective(trial: optuna.Trial) -> float:
         forecast = space.forecast(trial.suggest_categorical("cadence", list(space.cadences)),
@@ -241,7 +242,6 @@ def tune(policy: Policy, model: CostModel, start: datetime, horizon: timedelta, 
         return objective_value(forecast, ceiling)
 
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    wanted = trials if trials > 0 else max(STARTUP_TRIALS + 4, space.size // 10)
     budget = min(wanted, space.size) - len(done)
     if budget > 0:
         study.optimize(objective, n_trials=budget)
