@@ -113,8 +113,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from controller.backtest.command import BacktestArgs, check_output_dir, run_backtest, write_outputs
     from controller.backtest.data import InputError
 
-    fields = BacktestArgs.__dataclass_fields__
-    options = BacktestArgs(**{name: getattr(args, "start_date" if name == "start" else name) for name in fields})
+    options = BacktestArgs(**{name: getattr(args, name) for name in BacktestArgs.__dataclass_fields__})
     try:
         check_output_dir(options.output_dir)
         results = run_backtest(options)

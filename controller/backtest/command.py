@@ -38,7 +38,7 @@ class BacktestArgs:
     label: str
     time_column: str | None
     rows_per_day: int | None
-    start: date
+    start_date: date
     days: int | None
     carbon: Path | None
     carbon_time_column: str
@@ -146,7 +146,7 @@ def _carbon(args: BacktestArgs, stream: Stream) -> tuple[np.ndarray, str]:
 
 def run_backtest(args: BacktestArgs) -> Results:
     began = time.perf_counter()
-    stream = load_stream(args.stream, args.label, args.time_column, args.rows_per_day, args.start, args.days)
+    stream = load_stream(args.stream, args.label, args.time_column, args.rows_per_day, args.start_date, args.days)
     from_file = _policy_file(args)
     frame = _frame(args, stream, from_file)
     carbon, carbon_text = _carbon(args, stream)

@@ -53,9 +53,6 @@ class ModelBank:
             self._trained[day] = self._train(day)
         return self._trained[day]
 
-    def __contains__(self, day: int) -> bool:
-        return day in self._trained
-
     def _train(self, day: int) -> Retrained:
         first, last = self.starts[max(0, day - self.train_days)], self.starts[day]
         x, y = self.stream.features[first:last], self.stream.labels[first:last]

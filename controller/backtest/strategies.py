@@ -17,6 +17,7 @@ from controller.backtest.timeline import (
     row_correctness,
     score,
     serving_days,
+    window_means,
     window_quality,
 )
 
@@ -136,18 +137,11 @@ def cara(setup: Setup, alpha: float) -> Outcome:
 
 def _quality_table(setup: Setup, gap: int) -> np.ndarray:
     """q[k, j]: quality of window k + j served by the model trained at the start of window k."""
-    per_window = setup.window_days
     table = np.full((setup.windows, gap), np.nan)
-    starts = setup.bank.starts
     for k in range(setup.windows):
-        day = setup.first_day + k * per_window
+        day = setup.first_day + k * setup.window_days
         span = min(gap, setup.windows - k)
-        correct = setup.bank[day].correct
-        bounds = [starts[day + j * per_window] - starts[day] for j in range(span + 1)]
-        cumulative = np.concatenate([[0.0], np.cumsum(correct[:bounds[-1]], dtype=float)])
-        sizes = np.diff(bounds)
-        sums = cumulative[bounds[1:]] - cumulative[bounds[:-1]]
-        table[k, :span] = np.where(sizes > 0, sums / np.maximum(sizes, 1), np.nan)
+        table[k, :span] = window_means(setup, setup.bank[day].correct, day, span)
     return table
 
 

@@ -103,15 +103,20 @@ def row_correctness(setup: Setup, served: list[int], until_day: int | None = Non
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=bool)
 
 
-def window_quality(setup: Setup, correct: np.ndarray, windows: int | None = None) -> np.ndarray:
-    """Mean correctness per window; NaN for a window without rows (a gap in a timestamped stream)."""
-    count = setup.windows if windows is None else windows
+def window_means(setup: Setup, correct: np.ndarray, first_day: int, count: int) -> np.ndarray:
+    """Mean of ``correct`` (rows from ``first_day`` on) over ``count`` consecutive windows starting that day;
+    NaN for a window without rows (a gap in a timestamped stream)."""
     starts = setup.bank.starts
-    bounds = [starts[setup.first_day + w * setup.window_days] - starts[setup.first_day] for w in range(count + 1)]
-    cumulative = np.concatenate([[0.0], np.cumsum(correct, dtype=float)])
+    bounds = [starts[first_day + w * setup.window_days] - starts[first_day] for w in range(count + 1)]
+    cumulative = np.concatenate([[0.0], np.cumsum(correct[:bounds[-1]], dtype=float)])
     sums = cumulative[bounds[1:]] - cumulative[bounds[:-1]]
     sizes = np.diff(bounds)
     return np.where(sizes > 0, sums / np.maximum(sizes, 1), np.nan)
+
+
+def window_quality(setup: Setup, correct: np.ndarray) -> np.ndarray:
+    """Quality of every scored window, from the serving models' correctness since ``first_day``."""
+    return window_means(setup, correct, setup.first_day, setup.windows)
 
 
 def score(setup: Setup, strategy: str, retrains: list[Retrain], **extra: object) -> Outcome:

@@ -49,7 +49,6 @@ class TuningResult:
 class SearchSpace:
     """Every (cadence, hour) the policy allows, and a memoised simulator over them."""
 
-    policy: Policy
     cadences: dict[str, Cadence]
     hours: list[int]
     minute: int
@@ -152,7 +151,7 @@ def search_space(policy: Policy, model: CostModel, start: datetime, horizon: tim
             simulated[expr] = simulate(expr, policy, model, start, horizon)
         return simulated[expr]
 
-    return SearchSpace(policy, cadences, hours, minute, simulate_expression)
+    return SearchSpace(cadences, hours, minute, simulate_expression)
 
 
 def objective_value(forecast: Forecast, carbon_ceiling_g_per_kwh: float) -> float:
