@@ -4,6 +4,7 @@ Every problem is collected (check-jsonschema style) so one run shows all of them
 """
 
 import math
+import operator
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from functools import cache
@@ -75,6 +76,9 @@ _FIELD_PARSERS: dict[tuple[str, ...], Callable[[str], object]] = {
     ("spec", "schedule", "timeZone"): schedule.zone,
     ("spec", "telemetry", "lookback"): _well_formed_duration,
     ("spec", "telemetry", "maxStaleness"): _well_formed_duration,
+    ("spec", "training", "window"): _well_formed_duration,
+    ("spec", "training", "minWindow"): _well_formed_duration,
+    ("spec", "training", "maxWindow"): _well_formed_duration,
 }
 
 
@@ -104,10 +108,11 @@ def telemetry_findings(data: Any) -> Iterator[Finding]:
                "grid_carbon_intensity_gco2_per_kwh{zone}) or query", "value")
 
 
-_DURATION_LIMITS = {"window": timedelta(days=31), "period": timedelta(days=366), "minInterval": timedelta(days=366),
-                    "maxInterval": timedelta(days=366), "lookback": timedelta(days=3660),
-                    "maxStaleness": timedelta(days=366)}
-_DURATION_POINTERS = {keys[-1]: "/" + "/".join(keys) for keys in _FIELD_PARSERS if keys[-1] in _DURATION_LIMITS}
+_DURATION_LIMITS = {"/spec/slo/window": timedelta(days=31), "/spec/budget/period": timedelta(days=366),
+                    "/spec/schedule/minInterval": timedelta(days=366),
+                    "/spec/schedule/maxInterval": timedelta(days=366), "/spec/telemetry/lookback": timedelta(days=3660),
+                    "/spec/telemetry/maxStaleness": timedelta(days=366), "/spec/training/window": timedelta(days=3660),
+                    "/spec/training/minWindow": timedelta(days=3660), "/spec/training/maxWindow": timedelta(days=3660)}
 
 
 def _non_finite_numbers(data: Any, pointer: str) -> Iterator[Finding]:
@@ -130,21 +135,46 @@ def semantic_findings(data: Any) -> Iterator[Finding]:
         text = _get(data, *keys)
         if isinstance(text, str):
             try:
-                parsed[keys[-1]] = parse(text)
+                parsed["/" + "/".join(keys)] = parse(text)
             except (ValueError, OverflowError) as err:
                 yield "/" + "/".join(keys), str(err), "value"
-    for key, limit in _DURATION_LIMITS.items():
-        value = parsed.get(key)
+    for pointer, limit in _DURATION_LIMITS.items():
+        value = parsed.get(pointer)
         if isinstance(value, timedelta) and value > limit:
-            yield (_DURATION_POINTERS[key], f"{key} is longer than the supported {format_duration(limit)}; "
+            yield (pointer, f"{pointer.rsplit('/', 1)[1]} is longer than the supported {format_duration(limit)}; "
                    "use a shorter duration", "value")
     yield from _non_finite_numbers(data, "")
-    low, high = parsed.get("minInterval"), parsed.get("maxInterval")
+    low, high = parsed.get("/spec/schedule/minInterval"), parsed.get("/spec/schedule/maxInterval")
     if isinstance(low, timedelta) and isinstance(high, timedelta) and low > high:
         yield ("/spec/schedule/minInterval",
                f"minInterval ({_get(data, 'spec', 'schedule', 'minInterval')}) is longer than maxInterval "
                f"({_get(data, 'spec', 'schedule', 'maxInterval')}); swap them or widen maxInterval", "value")
     yield from telemetry_findings(data)
+    yield from _range_findings(data, parsed)
+
+
+RESERVED_ENV = {"GREENOPS_POLICY", "GREENOPS_PROMOTION_MIN_GAIN", "GREENOPS_TRAINING_WINDOW"}
+
+
+def _range_findings(data: Any, parsed: dict[str, object]) -> Iterator[Finding]:
+    """The promotion gate's and the training window's ranges must contain today's value, and the job's env
+    must not set what greenops passes to the job."""
+    gate = _get(data, "spec", "promotion")
+    if isinstance(gate, dict) and isinstance(gate.get("minGain"), float | int) \
+            and isinstance(gate.get("maxMinGain"), float | int) and gate["maxMinGain"] < gate["minGain"]:
+        yield ("/spec/promotion/maxMinGain", f"maxMinGain ({gate['maxMinGain']}) is below minGain "
+               f"({gate['minGain']}); raise it, or set it equal to minGain to pin the gate", "value")
+    env = _get(data, "spec", "job", "env")
+    for name in sorted(set(env if isinstance(env, dict) else {}) & RESERVED_ENV):
+        yield (f"/spec/job/env/{escape_pointer_token(name)}", f"{name} is set by greenops from the decision; "
+               "remove it (tune it through spec.promotion or spec.training)", "key")
+    window = parsed.get("/spec/training/window")
+    for key, outside in (("minWindow", operator.gt), ("maxWindow", operator.lt)):
+        bound = parsed.get(f"/spec/training/{key}")
+        if isinstance(window, timedelta) and isinstance(bound, timedelta) and outside(bound, window):
+            yield (f"/spec/training/{key}", f"{key} ({_get(data, 'spec', 'training', key)}) must "
+                   f"{'not exceed' if key == 'minWindow' else 'be at least'} window "
+                   f"({_get(data, 'spec', 'training', 'window')}); adjust one of them", "value")
 
 
 def document_findings(document: Document) -> Iterator[tuple[str, str, Position]]:

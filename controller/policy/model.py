@@ -45,6 +45,31 @@ class Telemetry:
 
 
 @dataclass(frozen=True)
+class Promotion:
+    """The promotion gate: today's, the highest greenops may choose, and a declared deploy energy."""
+
+    min_gain: float
+    max_min_gain: float
+    deploy_energy_kwh: float | None  # None: measured from the training runs, else 0
+
+
+@dataclass(frozen=True)
+class Training:
+    """The training-data window: today's and the range greenops may choose from (None: not managed)."""
+
+    window: timedelta | None
+    min_window: timedelta | None
+    max_window: timedelta | None
+
+    @property
+    def varies(self) -> bool:
+        return self.min_window != self.max_window
+
+
+DEFAULT_MAX_MIN_GAIN = 0.02
+
+
+@dataclass(frozen=True)
 class Policy:
     """A validated RetrainingPolicy with every default applied."""
 
@@ -71,6 +96,8 @@ class Policy:
     job: Job
     mode: str
     min_saving_percent: float
+    promotion: Promotion = Promotion(0.0, DEFAULT_MAX_MIN_GAIN, None)
+    training: Training = Training(None, None, None)
 
 
 def expand_hours(items: list[Any] | None) -> frozenset[int]:
@@ -116,6 +143,21 @@ def _telemetry(data: dict[str, Any], name: str, window: timedelta) -> Telemetry:
     )
 
 
+def _promotion(data: dict[str, Any]) -> Promotion:
+    min_gain = float(data.get("minGain", 0.0))
+    energy = data.get("deployEnergyKWh")
+    return Promotion(min_gain, float(data.get("maxMinGain", max(min_gain, DEFAULT_MAX_MIN_GAIN))),
+                     float(energy) if energy is not None else None)
+
+
+def _training(data: dict[str, Any] | None) -> Training:
+    if not data:
+        return Training(None, None, None)
+    window = parse_duration(data["window"])
+    low, high = data.get("minWindow"), data.get("maxWindow")
+    return Training(window, parse_duration(low) if low else window, parse_duration(high) if high else window)
+
+
 def policy_from_data(data: dict[str, Any], source_file: Path, source_line: int = 1) -> Policy:
     """Build a Policy from a document that already passed validation."""
     meta, spec = data["metadata"], data["spec"]
@@ -154,4 +196,6 @@ def policy_from_data(data: dict[str, Any], source_file: Path, source_line: int =
         ),
         mode=proposal.get("mode", "propose"),
         min_saving_percent=float(proposal.get("minSavingPercent", 10)),
+        promotion=_promotion(spec.get("promotion", {})),
+        training=_training(spec.get("training")),
     )
