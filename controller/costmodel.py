@@ -47,10 +47,21 @@ class CostModel:
     carbon: CarbonProfile
     energy_estimated: bool
     prior: str | None = None  # why the conservative prior replaced the fitted curves, if it did
+    energy_per_deploy_kwh: float = 0.0
+    deploy_energy_samples: int = 0  # 0: the policy's declared figure (or 0 kWh), not a measurement
+    training_window_days: float | None = None  # the data window these curves were learnt with, when known
 
     @property
     def carbon_intensity_g_per_kwh(self) -> float:
         return self.carbon.mean
+
+    def age_for_gain(self, gain: float) -> float:
+        """The youngest serving-model age (days) at which a fresh retrain is expected to beat it by ``gain``:
+        a promotion gate of ``gain`` deploys retrains only from that age on (inf: never within known ages)."""
+        if gain <= 0:
+            return 0.0
+        reached = np.flatnonzero(self.quality_mean[0] - self.quality_mean >= gain - 1e-12)
+        return float(self.age_grid_days[reached[0]]) if len(reached) else float("inf")
 
     def at(self, curve: np.ndarray, ages_days: np.ndarray) -> np.ndarray:
         """Interpolate ``curve`` at ``ages_days``; unknown ages (beyond the data) give NaN."""
@@ -135,6 +146,15 @@ def _energy(history: History) -> tuple[float, int]:
     return (float(np.mean(values)) if len(values) >= MIN_TRAININGS else float(max(values))), len(values)
 
 
+def _deploy_energy(history: History, declared: float | None) -> tuple[float, int]:
+    """Mean logged energy per deploy; without any, the policy's declared figure, else 0."""
+    values = [t.deploy_energy_kwh for t in history.trainings
+              if t.deploy_energy_kwh is not None and t.deploy_energy_kwh >= 0]
+    if values:
+        return float(np.mean(values)), len(values)
+    return (declared or 0.0), 0
+
+
 def _prior_meet(ages: np.ndarray, qualities: np.ndarray, grid: np.ndarray, target: float) -> np.ndarray:
     """P(meet | age) on thin data, pessimistic by construction: at each age, the worst share of windows
     that met the target among the evaluations at that age *or older* (so a failure at any older age
@@ -158,7 +178,8 @@ def _thin_history_reason(history: History, evaluations: int, energy_samples: int
 
 
 def fit_cost_model(history: History, target: float, window: timedelta, seed: int,
-                   default_carbon_intensity: float) -> CostModel:
+                   default_carbon_intensity: float, declared_deploy_energy_kwh: float | None = None,
+                   training_window_days: float | None = None) -> CostModel:
     """Fit the curves (or the conservative prior on thin data); stall when there is nothing to go on."""
     if not history.trainings:
         raise StalledError(
@@ -178,6 +199,7 @@ def fit_cost_model(history: History, target: float, window: timedelta, seed: int
     grid = np.arange(0.0, max_age + GRID_STEP_DAYS, GRID_STEP_DAYS)
     durations = [t.duration_s for t in history.trainings if t.duration_s is not None]
     mean_curve = _isotonic(ages, qualities, grid)
+    deploy_energy, deploy_samples = _deploy_energy(history, declared_deploy_energy_kwh)
     return CostModel(
         age_grid_days=grid,
         quality_mean=mean_curve,
@@ -194,4 +216,7 @@ def fit_cost_model(history: History, target: float, window: timedelta, seed: int
         carbon=fit_carbon_profile(history.carbon_samples, default_carbon_intensity),
         energy_estimated=history.energy_estimated,
         prior=prior,
+        energy_per_deploy_kwh=deploy_energy,
+        deploy_energy_samples=deploy_samples,
+        training_window_days=training_window_days,
     )

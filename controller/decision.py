@@ -20,6 +20,9 @@ class Forecast:
     min_gap_hours: float
     max_gap_hours: float
     bound_violations: tuple[str, ...]
+    promotion_min_gain: float = 0.0
+    deploys_per_month: float = 0.0
+    training_window_days: float | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,9 @@ class Evidence:
     prior: str | None = None  # set when thin history made the cost model fall back to its prior
     observed_compliance: float | None = None  # share of recent windows whose serving model met the SLO
     observed_windows: int = 0
+    energy_per_deploy_kwh: float = 0.0
+    deploy_energy_samples: int = 0  # 0: the policy's declared figure, or none
+    window_note: str | None = None  # the training windows compared, when the policy lets the window vary
 
 
 @dataclass(frozen=True)

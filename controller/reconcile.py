@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from controller.costmodel import fit_cost_model
 from controller.decision import ESTIMATE_NOTE, Decision
 from controller.errors import SignalStalledError, StalledError, TransientError
 from controller.gitops import mr
@@ -23,6 +22,7 @@ from controller.redact import safe_url
 from controller.render import GENERATED_DIR, render_changes
 from controller.state import save_merge_request
 from controller.telemetry.assemble import Sources, load_history, open_sources
+from controller.trainingwindows import fit_window_models
 
 log = logging.getLogger("greenops.reconcile")
 
@@ -60,9 +60,9 @@ class Outcome:
 def _reconcile_policy(policy: Policy, settings: Settings, workspace: Workspace, sources: Sources, now: datetime,
                       push: bool) -> Outcome:
     history = load_history(policy, sources, now)
-    model = fit_cost_model(history, policy.slo_target, policy.slo_window, settings.seed,
-                           policy.telemetry.carbon_constant)
-    decision = decide(policy, history, model, settings.seed, settings.trials, settings.study_storage)
+    windows = fit_window_models(history, policy, settings.seed)
+    decision = decide(policy, history, windows.models, settings.seed, settings.trials, settings.study_storage,
+                      windows.note)
     if not decision.propose:
         current = decision.current
         estimate = f" ({ESTIMATE_NOTE})" if decision.evidence.energy_estimated else ""
@@ -72,7 +72,7 @@ def _reconcile_policy(policy: Policy, settings: Settings, workspace: Workspace, 
         note = f"; {decision.budget_note}" if decision.budget_note else ""
         return Outcome(policy.name, "ok", f"no change proposed: {decision.reason} ({figures}){note}", decision)
     title, body = mr.title(policy, decision), mr.body(policy, decision)
-    files = render_changes(policy, decision.proposed.schedule, workspace.generated_files(GENERATED_DIR))
+    files = render_changes(policy, decision.proposed, workspace.generated_files(GENERATED_DIR))
     proposal = workspace.propose(f"greenops/{policy.name}", files, title, body, push)
     if proposal.status in ("created", "updated"):
         record = {"policy": policy.name, "branch": proposal.branch, "target": workspace.target,

@@ -1,10 +1,13 @@
 """Decision -> Kubernetes manifests. Pure and deterministic: same inputs, same bytes."""
 
+from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
 
+from controller.decision import Forecast
+from controller.policy.durations import format_duration
 from controller.policy.model import Policy
 
 GENERATED_DIR = PurePosixPath("manifests/generated")
@@ -31,14 +34,22 @@ def _dump(document: dict[str, Any]) -> str:
     return yaml.dump(document, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False, width=1000)
 
 
-def _container(policy: Policy) -> dict[str, Any]:
+def job_env(policy: Policy, proposed: Forecast) -> list[tuple[str, str]]:
+    """The decision's settings the retraining job must apply, ahead of the policy's own env."""
+    env = [("GREENOPS_POLICY", policy.name), ("GREENOPS_PROMOTION_MIN_GAIN", f"{proposed.promotion_min_gain:g}")]
+    if proposed.training_window_days is not None:
+        env.append(("GREENOPS_TRAINING_WINDOW", format_duration(timedelta(days=proposed.training_window_days))))
+    return env
+
+
+def _container(policy: Policy, proposed: Forecast) -> dict[str, Any]:
     job = policy.job
     container: dict[str, Any] = {"name": "retrain", "image": job.image}
     if job.command:
         container["command"] = list(job.command)
     if job.args:
         container["args"] = list(job.args)
-    env = [("GREENOPS_POLICY", policy.name), *job.env]
+    env = [*job_env(policy, proposed), *job.env]
     container["env"] = [{"name": name, "value": value} for name, value in env]
     resources = {key: dict(values) for key, values in (("requests", job.requests), ("limits", job.limits))
                  if values}
@@ -47,20 +58,20 @@ def _container(policy: Policy) -> dict[str, Any]:
     return container
 
 
-def render_cronjob(policy: Policy, schedule: str) -> str:
-    """One CronJob that runs the policy's retraining job on ``schedule``."""
+def render_cronjob(policy: Policy, proposed: Forecast) -> str:
+    """One CronJob that runs the policy's retraining job on the proposed schedule, gate and window."""
     labels = {**dict(policy.labels), **MANAGED_BY, "greenops.dev/policy": policy.name}
     pod_spec: dict[str, Any] = {"restartPolicy": "Never"}
     if policy.job.service_account:
         pod_spec["serviceAccountName"] = policy.job.service_account
-    pod_spec["containers"] = [_container(policy)]
+    pod_spec["containers"] = [_container(policy, proposed)]
     cronjob = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
         "metadata": {"name": policy.name, "namespace": policy.namespace, "labels": labels,
                      "annotations": {"greenops.dev/policy-file": policy.source_file}},
         "spec": {
-            "schedule": schedule,
+            "schedule": proposed.schedule,
             "timeZone": policy.time_zone,
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": 3600,
@@ -85,7 +96,7 @@ def render_kustomization(resources: list[str], namespace: str | None = None) -> 
             + _dump(document))
 
 
-def render_changes(policy: Policy, schedule: str, existing: set[PurePosixPath]) -> dict[PurePosixPath, str]:
+def render_changes(policy: Policy, proposed: Forecast, existing: set[PurePosixPath]) -> dict[PurePosixPath, str]:
     """Every file to write for ``policy``, given the generated files already in the repository."""
     cronjob = cronjob_path(policy)
     files = existing | {cronjob}
@@ -93,7 +104,7 @@ def render_changes(policy: Policy, schedule: str, existing: set[PurePosixPath]) 
     in_namespace = [p.name for p in files if p.parent == namespace_dir and p.name.endswith(".cronjob.yaml")]
     namespaces = {p.parent.name for p in files if p.parent.parent == GENERATED_DIR}
     return {
-        cronjob: render_cronjob(policy, schedule),
+        cronjob: render_cronjob(policy, proposed),
         namespace_dir / "kustomization.yaml": render_kustomization(in_namespace, policy.namespace),
         GENERATED_DIR / "kustomization.yaml": render_kustomization(sorted(namespaces)),
     }

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from controller.costmodel import MIN_EVALUATIONS, MIN_TRAININGS, fit_cost_model
+from controller.costmodel import MIN_EVALUATIONS, MIN_TRAININGS
 from controller.decision import ESTIMATE_NOTE
 from controller.errors import StalledError, TransientError
 from controller.policy.durations import format_duration
@@ -29,6 +29,7 @@ from controller.telemetry.assemble import (
     stale_reason,
 )
 from controller.telemetry.history import CarbonSamples, Evaluation, TrainingRun
+from controller.trainingwindows import fit_window_models
 
 T = TypeVar("T")
 log = logging.getLogger("greenops.telemetry_check")
@@ -156,11 +157,13 @@ def _verdict(policy: Policy, trainings: Reading[tuple[TrainingRun, ...]],
     """Fit the cost model a reconcile would fit: its refusal is the reason, its size the evidence."""
     try:
         history = history_from(policy, trainings, evaluations, carbon.value, now)
-        model = fit_cost_model(history, policy.slo_target, policy.slo_window, seed, policy.telemetry.carbon_constant)
+        windows = fit_window_models(history, policy, seed)
     except StalledError as err:
         return False, f"not enough to decide: {err}"
+    model = windows.models[0]
+    note = f"; {windows.note}" if windows.note else ""
     return True, (f"enough to decide: {model.trainings} training runs, {model.evaluations} evaluations covering "
-                  f"model ages up to {model.max_age_days:.1f} days")
+                  f"model ages up to {model.max_age_days:.1f} days{note}")
 
 
 def check_policy(policy: Policy, sources: Sources, now: datetime, seed: int = 42) -> PolicyCheck:

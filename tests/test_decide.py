@@ -49,7 +49,7 @@ def make_history(decay_per_day: float, days: int = 60, energy: float = 1.0, shad
 
 def run(policy: Policy, history: History, seed: int = 7) -> Any:
     model = fit_cost_model(history, policy.slo_target, policy.slo_window, seed, 250.0)
-    return decide(policy, history, model, seed=seed, trials=60)
+    return decide(policy, history, [model], seed=seed, trials=60)
 
 
 def test_same_inputs_same_decision() -> None:

@@ -162,7 +162,7 @@ def canonical(history: History) -> tuple[list[tuple[Any, ...]], list[tuple[Any, 
 def decision_of(p: Policy, history: History) -> tuple[Any, ...]:
     """Schedules, proposal and reason exactly; figures to 9 significant digits (counter sums vs logged values)."""
     model = fit_cost_model(history, p.slo_target, p.slo_window, 42, p.telemetry.carbon_constant)
-    decision = decide(p, history, model, seed=42, trials=40)
+    decision = decide(p, history, [model], seed=42, trials=40)
     figures = [round(v, 9) for f in (decision.current, decision.proposed)
                for v in asdict(f).values() if isinstance(v, float)]
     return decision.current.schedule, decision.proposed.schedule, decision.propose, decision.reason, figures
@@ -195,7 +195,7 @@ def test_cpu_memory_estimate_is_flagged(prometheus_url: str, empty_mlflow: Mlflo
     assert all(t.energy_kwh == pytest.approx(per_job) for t in history.trainings)
     model = fit_cost_model(history, p.slo_target, p.slo_window, 1, 60.0)
     assert model.energy_estimated
-    decision = decide(p, history, model, seed=1, trials=20)
+    decision = decide(p, history, [model], seed=1, trials=20)
     assert decision.evidence.energy_estimated and ESTIMATE_NOTE in decision.reason
     assert mr.title(p, decision).endswith("energy, estimated)")
     body = mr.body(p, decision)

@@ -47,7 +47,7 @@ def test_start_hour_follows_low_carbon_hours_within_allowed_hours() -> None:
     policy = make_policy(schedule__current="0 12 * * *", schedule__allowedHours=["2-3", "12-18"])
     history = green_history()
     model = fit_cost_model(history, policy.slo_target, policy.slo_window, 7, 250.0)
-    decision = decide(policy, history, model, seed=7, trials=200)
+    decision = decide(policy, history, [model], seed=7, trials=200)
     hour = int(decision.proposed.schedule.split(" ")[1])
     assert hour in (2, 3)
     assert decision.carbon_change_percent < decision.energy_change_percent  # greener than the energy cut alone
@@ -59,7 +59,7 @@ def test_an_hour_shift_alone_is_proposed_for_its_carbon_saving() -> None:
     policy = make_policy(schedule__current="0 12 * * *", schedule__minInterval="1d", schedule__maxInterval="1d")
     history = green_history(decay=0.02)
     model = fit_cost_model(history, policy.slo_target, policy.slo_window, 7, 250.0)
-    decision = decide(policy, history, model, seed=7, trials=60)
+    decision = decide(policy, history, [model], seed=7, trials=60)
     assert decision.propose and decision.energy_change_percent == 0
     assert decision.carbon_change_percent == pytest.approx(-83.3, abs=0.5)
     assert "83% carbon" in decision.reason
@@ -70,12 +70,12 @@ def test_study_is_stored_reused_and_warm_started(tmp_path: Path) -> None:
     policy, history = make_policy(), green_history()
     model = fit_cost_model(history, policy.slo_target, policy.slo_window, 7, 250.0)
     start = horizon_start(history, ZoneInfo("Etc/UTC"))
-    first = tune(policy, model, start, horizon_for(policy), 7, 40, storage)
-    again = tune(policy, model, start, horizon_for(policy), 7, 40, storage)
+    first = tune(policy, [model], start, horizon_for(policy), 7, 40, storage)
+    again = tune(policy, [model], start, horizon_for(policy), 7, 40, storage)
     assert again.best == first.best and again.trials == first.trials == 40 and not first.warm_started
     names = optuna.get_all_study_names(storage)
     assert len(names) == 1 and names[0].startswith("greenops.fraud-detector.")
-    later = tune(policy, model, start + timedelta(days=1), horizon_for(policy), 7, 40, storage)
+    later = tune(policy, [model], start + timedelta(days=1), horizon_for(policy), 7, 40, storage)
     assert later.warm_started
     study = optuna.load_study(study_name=sorted(set(optuna.get_all_study_names(storage)) - set(names))[0],
                               storage=storage)
@@ -89,7 +89,7 @@ def test_unopenable_storage_is_a_clear_transient_error() -> None:
     policy, history = make_policy(), make_history(0.002)
     model = fit_cost_model(history, policy.slo_target, policy.slo_window, 7, 250.0)
     with pytest.raises(TransientError, match=r"cannot open the Optuna storage postgresql://\*\*\*@db.invalid/x"):
-        tune(policy, model, END, horizon_for(policy), 7, 10, "postgresql://bot:s3cret-pw@db.invalid/x")
+        tune(policy, [model], END, horizon_for(policy), 7, 10, "postgresql://bot:s3cret-pw@db.invalid/x")
 
 
 def test_optuna_matches_exhaustive_search_with_a_tenth_of_the_evaluations() -> None:
@@ -97,8 +97,8 @@ def test_optuna_matches_exhaustive_search_with_a_tenth_of_the_evaluations() -> N
     history = green_history(decay=0.004)
     model = fit_cost_model(history, policy.slo_target, policy.slo_window, 7, 250.0)
     start, horizon = horizon_start(history, ZoneInfo("Etc/UTC")), horizon_for(policy)
-    full = exhaustive(policy, model, start, horizon)
-    searched = tune(policy, model, start, horizon, 7, full.space // 10)
+    full = exhaustive(policy, [model], start, horizon)
+    searched = tune(policy, [model], start, horizon, 7, full.space // 10)
     assert full.trials == full.space >= 200 and searched.trials <= full.space // 10
     assert searched.best.energy_kwh_per_period <= full.best.energy_kwh_per_period * 1.01
     assert searched.best.carbon_kg_per_period <= full.best.carbon_kg_per_period * 1.01
@@ -108,5 +108,5 @@ def test_a_space_smaller_than_the_trials_is_searched_exhaustively() -> None:
     policy, history = make_policy(), make_history(0.004)  # constant carbon: today's hour only, 36 cadences
     model = fit_cost_model(history, policy.slo_target, policy.slo_window, 7, 250.0)
     start, horizon = horizon_start(history, ZoneInfo("Etc/UTC")), horizon_for(policy)
-    searched, full = tune(policy, model, start, horizon, 7, 80), exhaustive(policy, model, start, horizon)
+    searched, full = tune(policy, [model], start, horizon, 7, 80), exhaustive(policy, [model], start, horizon)
     assert searched.trials == searched.space == full.space < 80 and searched.best == full.best

@@ -99,7 +99,7 @@ def _search_check(policy: Policy, history: History, model: CostModel, decision: 
     """Optuna's pick against simulating every point of the same space, on the decision's own terms:
     at least as compliant (within the resolution) and the objective (energy, carbon) within a gap."""
     asked = with_budget(policy, error_budget(history, policy))  # what decide() asked of the search
-    full = exhaustive(asked, model, horizon_start(history, schedule.zone("Etc/UTC")), horizon_for(asked))
+    full = exhaustive(asked, [model], horizon_start(history, schedule.zone("Etc/UTC")), horizon_for(asked))
     ceiling = max(model.carbon.by_hour_of_week) or 1.0
     found, best = objective_value(decision.proposed, ceiling), objective_value(full.best, ceiling)
     feasible_too = full.budget_note is not None or decision.budget_note is None
@@ -130,7 +130,7 @@ def greenops_online(setup: Setup, policy: Policy, settings: OnlineSettings, prog
             model = fit_cost_model(history, policy.slo_target, policy.slo_window, settings.seed,
                                    policy.telemetry.carbon_constant)
             current = replace(policy, current_schedule=expression)
-            decision = decide(current, history, model, settings.seed, settings.trials)
+            decision = decide(current, history, [model], settings.seed, settings.trials)
         except StalledError as err:
             decisions.append({"day": day, "schedule": expression, "changed": False, "reason": str(err)})
         else:

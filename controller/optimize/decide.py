@@ -1,6 +1,7 @@
 """From a fitted cost model to a Decision: baseline, tuned schedule, hysteresis."""
 
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -33,7 +34,7 @@ def horizon_start(history: History, tz: ZoneInfo) -> datetime:
 
 def _why(policy: Policy, current: Forecast, proposed: Forecast) -> tuple[bool, str]:
     """Hysteresis: propose only for a real gain in compliance, or enough saving without losing compliance."""
-    if schedule.normalise(policy.current_schedule) == proposed.schedule:
+    if _settings(current) == _settings(proposed):
         return False, "the current schedule is already the best one found"
     need, slack = policy.slo_compliance, COMPLIANCE_RESOLUTION
     if current.bound_violations and not proposed.bound_violations \
@@ -58,6 +59,11 @@ def _why(policy: Policy, current: Forecast, proposed: Forecast) -> tuple[bool, s
                    f"{policy.min_saving_percent:g}; {keeping.replace('keeping', 'it keeps')}")
 
 
+def _settings(forecast: Forecast) -> tuple[str, float, float | None]:
+    """What the job runs with: the schedule, the promotion gate and the training window."""
+    return forecast.schedule, forecast.promotion_min_gain, forecast.training_window_days
+
+
 def _savings(energy: float, carbon: float) -> str:
     """``saves 33% energy and 46% carbon``; changes under half a percent are left out."""
     figures = ((energy, "energy"), (carbon, "carbon"))
@@ -67,19 +73,25 @@ def _savings(energy: float, carbon: float) -> str:
     return ", ".join(text) or "saves nothing"
 
 
-def decide(policy: Policy, history: History, model: CostModel, seed: int, trials: int,
-           storage: str | None = None) -> Decision:
-    """Tune, compare with today's schedule, and apply hysteresis (gain in energy or carbon)."""
+def decide(policy: Policy, history: History, models: Sequence[CostModel], seed: int, trials: int,
+           storage: str | None = None, window_note: str | None = None) -> Decision:
+    """Tune, compare with today's schedule, and apply hysteresis (gain in energy or carbon).
+
+    ``models`` holds one cost model per training window greenops may choose, today's first.
+    """
     tz = schedule.zone(policy.time_zone)
     start, horizon = horizon_start(history, tz), horizon_for(policy)
     budget = error_budget(history, policy)
     asked = with_budget(policy, budget)
-    current = simulate(schedule.normalise(policy.current_schedule), asked, model, start, horizon)
-    result = tune(asked, model, start, horizon, seed, trials, storage)
+    today = models[0]
+    current = simulate(schedule.normalise(policy.current_schedule), asked, today, start, horizon,
+                       policy.promotion.min_gain)
+    result = tune(asked, models, start, horizon, seed, trials, storage)
+    model = next(m for m in models if m.training_window_days == result.best.training_window_days)
     propose, reason = _why(asked, current, result.best)
     if budget is not None and budget.spent:
         reason = f"{reason}; {budget.describe(policy)}"
-    if propose and model.prior and result.best.energy_kwh_per_period > current.energy_kwh_per_period:
+    if propose and today.prior and result.best.energy_kwh_per_period > current.energy_kwh_per_period:
         propose, reason = False, (f"{reason}, but the history is too thin to justify retraining more often; "
                                   "keeping today's schedule until there is enough data")
     if propose and policy.mode == "observe":
@@ -111,5 +123,8 @@ def decide(policy: Policy, history: History, model: CostModel, seed: int, trials
         prior=model.prior,
         observed_compliance=budget.observed if budget else None,
         observed_windows=budget.windows if budget else 0,
+        energy_per_deploy_kwh=model.energy_per_deploy_kwh,
+        deploy_energy_samples=model.deploy_energy_samples,
+        window_note=window_note,
     )
     return Decision(policy.name, current, result.best, propose, reason, budget_note, evidence)

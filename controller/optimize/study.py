@@ -1,6 +1,7 @@
 """The Optuna study: cheapest cron schedule that keeps the SLO and the budget. The only Optuna import.
 
-The search space is (cadence, start hour). Studies live in an Optuna storage (by default a SQLite
+The search space is (cadence, start hour), plus the promotion gate and the training window when
+they can matter. Studies live in an Optuna storage (by default a SQLite
 file in the state directory): a study is named after a fingerprint of its inputs, so a rerun on the
 same inputs reuses its trials and gives the same decision, and a new study is warm-started with the
 previous pass's best schedule.
@@ -9,7 +10,7 @@ previous pass's best schedule.
 import hashlib
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,31 +46,61 @@ class TuningResult:
     warm_started: bool = False
 
 
+GATE_STEPS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+Params = dict[str, object]
+
+
 @dataclass(frozen=True)
 class SearchSpace:
-    """Every (cadence, hour) the policy allows, and a memoised simulator over them."""
+    """Every (cadence, start hour, promotion gate, training window) the policy allows, simulated on demand.
+
+    The gate and the window are only searched when they can matter: gates when a deploy costs energy,
+    windows when the history has fitted more than one. Today's value comes first in each list.
+    """
 
     cadences: dict[str, Cadence]
     hours: list[int]
     minute: int
-    simulate_expression: Callable[[str], Forecast]
+    gates: list[float]
+    windows: dict[str, CostModel]  # label -> the cost model fitted for that training window
+    simulate_point: Callable[[str, float, str], Forecast]
 
     @property
     def size(self) -> int:
-        return len(self.cadences) * len(self.hours)
+        return len(self.cadences) * len(self.hours) * len(self.gates) * len(self.windows)
 
-    def forecast(self, cadence: str, hour: int) -> Forecast:
-        return self.simulate_expression(expression(self.cadences[cadence], hour, self.minute))
+    def forecast(self, params: Params) -> Forecast:
+        expr = expression(self.cadences[str(params["cadence"])], int(str(params["hour"])), self.minute)
+        gate = float(str(params.get("gate", self.gates[0])))
+        return self.simulate_point(expr, gate, str(params.get("window", next(iter(self.windows)))))
 
-    def all_forecasts(self) -> list[Forecast]:
-        return [self.forecast(c, h) for c in self.cadences for h in self.hours]
+    def points(self) -> list[Params]:
+        extra = self._extra_points()
+        return [{"cadence": c, "hour": h, **e} for c in self.cadences for h in self.hours for e in extra]
 
-    def params_of(self, expr: str) -> dict[str, object] | None:
-        """The (cadence, hour) that renders ``expr``, if it is in the space."""
+    def _extra_points(self) -> list[Params]:
+        gates: list[Params] = [{"gate": g} for g in self.gates] if len(self.gates) > 1 else [{}]
+        windows: list[Params] = [{"window": w} for w in self.windows] if len(self.windows) > 1 else [{}]
+        return [{**g, **w} for g in gates for w in windows]
+
+    def suggest(self, trial: optuna.Trial) -> Params:
+        params: Params = {"cadence": trial.suggest_categorical("cadence", list(self.cadences)),
+                          "hour": trial.suggest_categorical("hour", self.hours)}
+        if len(self.gates) > 1:
+            params["gate"] = trial.suggest_categorical("gate", self.gates)
+        if len(self.windows) > 1:
+            params["window"] = trial.suggest_categorical("window", list(self.windows))
+        return params
+
+    def contains(self, params: Params) -> bool:
+        return params in self.points()
+
+    def params_of(self, expr: str) -> Params | None:
+        """Today's point: the (cadence, hour) that renders ``expr`` with today's gate and window, if in the space."""
         for name, cadence in self.cadences.items():
             for hour in self.hours:
                 if expression(cadence, hour, self.minute) == expr:
-                    return {"cadence": name, "hour": hour}
+                    return {"cadence": name, "hour": hour, **self._extra_points()[0]}
         return None
 
 
@@ -137,21 +168,38 @@ def choose(forecasts: list[Forecast], policy: Policy) -> tuple[Forecast, str | N
                   "model more history.")
 
 
-def search_space(policy: Policy, model: CostModel, start: datetime, horizon: timedelta) -> SearchSpace:
+def gate_choices(policy: Policy, model: CostModel) -> list[float]:
+    """Today's gate first, then the steps up to maxMinGain; only today's when a deploy costs nothing."""
+    today, highest = policy.promotion.min_gain, policy.promotion.max_min_gain
+    if model.energy_per_deploy_kwh <= 0:
+        return [today]
+    return [today, *(g for g in GATE_STEPS if today < g < highest), *([highest] if highest > today else [])]
+
+
+def window_label(model: CostModel) -> str:
+    days = model.training_window_days
+    return "data" if days is None else format_duration(timedelta(days=days))
+
+
+def search_space(policy: Policy, models: Sequence[CostModel], start: datetime, horizon: timedelta) -> SearchSpace:
     cadences = {c.name: c for c in cadences_within_bounds(policy)}
     if not cadences:
         raise StalledError(
             f"no cron cadence fits between minInterval {format_duration(policy.min_interval)} and maxInterval "
             f"{format_duration(policy.max_interval)} in allowedHours; widen the bounds")
-    minute, hours = start_time_choices(policy, model.carbon.varies)
-    simulated: dict[str, Forecast] = {}
+    windows = {window_label(m): m for m in models}
+    minute, hours = start_time_choices(policy, any(m.carbon.varies for m in models))
+    gates = sorted({g for m in models for g in gate_choices(policy, m)},
+                   key=lambda g: (g != policy.promotion.min_gain, g))
+    simulated: dict[tuple[str, float, str], Forecast] = {}
 
-    def simulate_expression(expr: str) -> Forecast:
-        if expr not in simulated:
-            simulated[expr] = simulate(expr, policy, model, start, horizon)
-        return simulated[expr]
+    def simulate_point(expr: str, gate: float, window: str) -> Forecast:
+        key = (expr, gate, window)
+        if key not in simulated:
+            simulated[key] = simulate(expr, policy, windows[window], start, horizon, gate)
+        return simulated[key]
 
-    return SearchSpace(cadences, hours, minute, simulate_expression)
+    return SearchSpace(cadences, hours, minute, gates, windows, simulate_point)
 
 
 def objective_value(forecast: Forecast, carbon_ceiling_g_per_kwh: float) -> float:
@@ -160,12 +208,14 @@ def objective_value(forecast: Forecast, carbon_ceiling_g_per_kwh: float) -> floa
     return forecast.energy_kwh_per_period + CARBON_TIEBREAK * energy_at_ceiling
 
 
-def fingerprint(policy: Policy, model: CostModel, start: datetime, horizon: timedelta, seed: int) -> str:
+def fingerprint(policy: Policy, models: Sequence[CostModel], start: datetime, horizon: timedelta, seed: int) -> str:
     """Changes whenever anything the decision depends on changes."""
-    digest = hashlib.sha256(repr((policy, start, horizon, seed, model.energy_per_retrain_kwh,
-                                  model.retrain_duration, model.max_age_days, model.carbon)).encode())
-    for curve in (model.age_grid_days, model.meet_probability):
-        digest.update(np.ascontiguousarray(curve).tobytes())
+    digest = hashlib.sha256(repr((policy, start, horizon, seed)).encode())
+    for model in models:
+        digest.update(repr((model.energy_per_retrain_kwh, model.energy_per_deploy_kwh, model.retrain_duration,
+                            model.max_age_days, model.training_window_days, model.carbon)).encode())
+        for curve in (model.age_grid_days, model.quality_mean, model.meet_probability):
+            digest.update(np.ascontiguousarray(curve).tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -176,11 +226,11 @@ def _policy_studies(storage: optuna.storages.BaseStorage, prefix: str) -> list[o
     return sorted(ours, key=lambda s: (s.datetime_start or datetime.min, s.study_name))
 
 
-def _previous_best(storage: optuna.storages.BaseStorage, prefix: str, space: SearchSpace) -> dict[str, object] | None:
-    """The best schedule of this policy's newest earlier study, if it is still in the space."""
+def _previous_best(storage: optuna.storages.BaseStorage, prefix: str, space: SearchSpace) -> Params | None:
+    """The best point of this policy's newest earlier study, if it is still in the space."""
     for summary in reversed(_policy_studies(storage, prefix)):
         best = summary.user_attrs.get("best")
-        if isinstance(best, dict) and best.get("cadence") in space.cadences and best.get("hour") in space.hours:
+        if isinstance(best, dict) and space.contains(best):
             return best
     return None
 
@@ -218,24 +268,28 @@ def _open_study(storage: optuna.storages.BaseStorage, name: str, prefix: str, sp
     return study, warm is not None
 
 
-def tune(policy: Policy, model: CostModel, start: datetime, horizon: timedelta, seed: int, trials: int,
-         storage: str | None = None) -> TuningResult:
-    """Run (or reuse) the seeded study over (cadence, start hour); same inputs give the same result.
+def carbon_ceiling(models: Sequence[CostModel]) -> float:
+    return max(max(m.carbon.by_hour_of_week) for m in models) or 1.0
 
-    ``trials`` <= 0 means a tenth of the space (at least 20).
+
+def tune(policy: Policy, models: Sequence[CostModel], start: datetime, horizon: timedelta, seed: int, trials: int,
+         storage: str | None = None) -> TuningResult:
+    """Run (or reuse) the seeded study over the search space; same inputs give the same result.
+
+    ``models`` holds one cost model per training window, today's first. ``trials`` <= 0 means a
+    tenth of the space (at least 20).
     """
     began = time.perf_counter()
-    space = search_space(policy, model, start, horizon)
-    ceiling = max(model.carbon.by_hour_of_week) or 1.0
+    space = search_space(policy, models, start, horizon)
+    ceiling = carbon_ceiling(models)
     prefix = f"greenops.{policy.name}."
     backend = _storage(storage)
     wanted = trials if trials > 0 else max(STARTUP_TRIALS + 4, space.size // 10)
-    study, warm = _open_study(backend, prefix + fingerprint(policy, model, start, horizon, seed), prefix, space, seed,
-                              schedule.normalise(policy.current_schedule), wanted)
+    study, warm = _open_study(backend, prefix + fingerprint(policy, models, start, horizon, seed), prefix, space,
+                              seed, schedule.normalise(policy.current_schedule), wanted)
 
     def objective(trial: optuna.Trial) -> float:
-        forecast = space.forecast(trial.suggest_categorical("cadence", list(space.cadences)),
-                                  trial.suggest_categorical("hour", space.hours))
+        forecast = space.forecast(space.suggest(trial))
         for name, value in constraint_values(forecast, policy).items():
             trial.set_constraint(name, value)
         return objective_value(forecast, ceiling)
@@ -245,7 +299,7 @@ def tune(policy: Policy, model: CostModel, start: datetime, horizon: timedelta, 
     if budget > 0:
         study.optimize(objective, n_trials=budget)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    forecasts = [space.forecast(str(t.params["cadence"]), int(t.params["hour"])) for t in done]
+    forecasts = [space.forecast(t.params) for t in done]
     best, note = choose(forecasts, policy)
     params = next(t.params for t, f in zip(done, forecasts, strict=True) if f is best)
     study.set_user_attr("best", dict(params))
@@ -254,9 +308,9 @@ def tune(policy: Policy, model: CostModel, start: datetime, horizon: timedelta, 
     return TuningResult(best, note, len(done), space.size, time.perf_counter() - began, warm)
 
 
-def exhaustive(policy: Policy, model: CostModel, start: datetime, horizon: timedelta) -> TuningResult:
+def exhaustive(policy: Policy, models: Sequence[CostModel], start: datetime, horizon: timedelta) -> TuningResult:
     """Simulate every point of the space: the reference the Optuna search is benchmarked against."""
     began = time.perf_counter()
-    space = search_space(policy, model, start, horizon)
-    best, note = choose(space.all_forecasts(), policy)
+    space = search_space(policy, models, start, horizon)
+    best, note = choose([space.forecast(p) for p in space.points()], policy)
     return TuningResult(best, note, space.size, space.size, time.perf_counter() - began)

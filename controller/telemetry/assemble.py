@@ -6,7 +6,7 @@ needs to debug it (the query, series, sample times) next to the value, so `green
 check` shows exactly what a reconcile would use. No decision is made from stale or empty signals.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
@@ -111,7 +111,7 @@ def _with_job_energy(trainings: tuple[TrainingRun, ...], jobs: list[Job]) -> tup
         start = run.finished_at.timestamp() - (run.duration_s or 0) - MATCH_SLACK.total_seconds()
         overlapping = [j.energy_kwh for j in jobs if j.start <= end and j.end >= start]
         energy = sum(overlapping) if overlapping else None
-        matched.append(TrainingRun(run.version, run.finished_at, run.duration_s, energy, run.validation_quality))
+        matched.append(replace(run, energy_kwh=energy))
     return tuple(matched)
 
 

@@ -16,6 +16,8 @@ class TrainingRun:
     duration_s: float | None
     energy_kwh: float | None
     validation_quality: float | None
+    deploy_energy_kwh: float | None = None  # energy of deploying this version, when it was deployed and logged
+    training_window_days: float | None = None  # how much data it learnt from, when logged
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 The only module that imports MLflow. Contract (DESIGN.md §6):
 - training runs: tags ``greenops.policy=<name>``, ``greenops.kind=training``, ``model_version``;
   metrics ``energy_kwh`` (name configurable), ``duration_s`` and the SLO metric on validation data;
-  the run's end time is when the model became available;
+  the run's end time is when the model became available; optional metrics ``deploy_energy_kwh`` (the
+  energy of deploying that version, logged when it was promoted) and ``training_window_days`` (how much
+  data it learnt from, needed for greenops to choose the training window);
 - evaluation runs: tags ``greenops.policy``, ``greenops.kind=evaluation``, ``model_version``; the SLO
   metric's history, one point per evaluation window, timestamped at the window's end.
 """
@@ -36,6 +38,8 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 PAGE_SIZE = 1000
 DEFAULT_EXPERIMENT = "greenops"
+DEPLOY_ENERGY_METRIC = "deploy_energy_kwh"
+TRAINING_WINDOW_METRIC = "training_window_days"
 
 
 def default_tracking_uri(state_dir: Path) -> str:
@@ -246,5 +250,7 @@ def _training(run: Any, metric: str, energy_metric: str) -> TrainingRun:
         duration_s=_finite(metrics.get("duration_s")),
         energy_kwh=_finite(metrics.get(energy_metric)),
         validation_quality=_finite(metrics.get(metric)),
+        deploy_energy_kwh=_finite(metrics.get(DEPLOY_ENERGY_METRIC)),
+        training_window_days=_finite(metrics.get(TRAINING_WINDOW_METRIC)),
     )
 
