@@ -8,6 +8,8 @@ Ages beyond what the history covers are treated as unknown (probability 0 of mee
 SLO): the optimiser never bets on extrapolation. With too little history the model says so and
 falls back to a conservative prior: the observed share of windows that met the SLO at each age
 or younger, with no bootstrap spread and nothing beyond the oldest age seen.
+A drift score logged with the evaluations enters when it improves the cross-validated fit
+(``drifteffect``): the curves are then held at the recent drift level.
 """
 
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from sklearn.metrics import mean_absolute_error
 from sklearn.model_selection import KFold, cross_val_predict
 
 from controller.carbonprofile import CarbonProfile, fit_carbon_profile
+from controller.drifteffect import DriftEffect, fit_drift_effect
 from controller.errors import StalledError
 from controller.telemetry.history import History
 
@@ -50,6 +53,8 @@ class CostModel:
     energy_per_deploy_kwh: float = 0.0
     deploy_energy_samples: int = 0  # 0: the policy's declared figure (or 0 kWh), not a measurement
     training_window_days: float | None = None  # the data window these curves were learnt with, when known
+    drift: DriftEffect | None = None  # set when a logged drift signal improved the fit
+    drift_logged: bool = False
 
     @property
     def carbon_intensity_g_per_kwh(self) -> float:
@@ -69,24 +74,37 @@ class CostModel:
         return np.where(ages_days <= self.max_age_days, values, np.nan)
 
 
-def evaluation_ages(history: History, window: timedelta) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(age in days at mid-window, quality, training index) for evaluations whose model version is known."""
+@dataclass(frozen=True)
+class Observations:
+    """Evaluations of known model versions: age at mid-window (days), quality, training index,
+    drift score (NaN when not logged) and time (epoch seconds)."""
+
+    ages: np.ndarray
+    qualities: np.ndarray
+    groups: np.ndarray
+    drifts: np.ndarray
+    times: np.ndarray
+
+
+def evaluation_ages(history: History, window: timedelta) -> Observations:
+    """The evaluations whose model version is known, with the age of that version at mid-window."""
     ready = {t.version: t.finished_at for t in history.trainings}
     index = {t.version: number for number, t in enumerate(history.trainings)}
-    ages, qualities, groups = [], [], []
+    rows = []
     for evaluation in history.evaluations:
         finished = ready.get(evaluation.version)
         if finished is None:
             continue
         age = (evaluation.at - window / 2 - finished) / timedelta(days=1)
         if age >= 0:
-            ages.append(age)
-            qualities.append(evaluation.quality)
-            groups.append(index[evaluation.version])
-    return np.asarray(ages, dtype=float), np.asarray(qualities, dtype=float), np.asarray(groups, dtype=int)
+            drift = evaluation.drift if evaluation.drift is not None else np.nan
+            rows.append((age, evaluation.quality, index[evaluation.version], drift, evaluation.at.timestamp()))
+    columns = np.asarray(rows, dtype=float).reshape(-1, 5).T
+    return Observations(columns[0], columns[1], columns[2].astype(int), columns[3], columns[4])
 
 
 def _isotonic(ages: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The monotone decreasing quality-vs-age curve fitted to (ages, values), evaluated at ``grid``."""
     model = IsotonicRegression(increasing=False, out_of_bounds="clip")
     return np.asarray(model.fit(ages, values).predict(grid), dtype=float)
 
@@ -185,38 +203,45 @@ def fit_cost_model(history: History, target: float, window: timedelta, seed: int
         raise StalledError(
             f"no finished training runs tagged greenops.policy={history.policy} and greenops.kind=training in "
             f"{history.source}; tag the model's retraining runs as described in the README (Telemetry contract)")
-    ages, qualities, groups = evaluation_ages(history, window)
+    seen = evaluation_ages(history, window)
+    ages, groups = seen.ages, seen.groups
     if len(ages) == 0:
         raise StalledError(
             f"no evaluations of a known model version of {history.policy} in {history.source}; log production "
             "quality per evaluation window with the model_version that served it (README, Telemetry contract)")
     energy, energy_samples = _energy(history)
     prior = _thin_history_reason(history, len(ages), energy_samples)
+    drift = None if prior else fit_drift_effect(ages, seen.qualities, seen.drifts, seen.times, _isotonic, seed)
+    # With a drift effect the curves are fitted to drift-neutral qualities, then moved to today's drift.
+    qualities = drift.remove(seen.qualities, seen.drifts) if drift else seen.qualities
+    shift = drift.shift if drift else 0.0
     # A window's evaluation covers the model from the window's start to its end: ages up to the
     # end were observed, though the curves are fitted at the window's middle.
     half_window = window / timedelta(days=1) / 2
     max_age = float(ages.max() if prior else np.quantile(ages, 0.98)) + half_window
     grid = np.arange(0.0, max_age + GRID_STEP_DAYS, GRID_STEP_DAYS)
     durations = [t.duration_s for t in history.trainings if t.duration_s is not None]
-    mean_curve = _isotonic(ages, qualities, grid)
+    mean_curve = _isotonic(ages, qualities, grid) + shift
     deploy_energy, deploy_samples = _deploy_energy(history, declared_deploy_energy_kwh)
     return CostModel(
         age_grid_days=grid,
         quality_mean=mean_curve,
-        quality_p10=mean_curve if prior else _quantile_curve(ages, qualities, grid, seed),
+        quality_p10=mean_curve if prior else _quantile_curve(ages, qualities, grid, seed) + shift,
         meet_probability=(_prior_meet(ages, qualities, grid, target) if prior
-                          else _meet_replicates(ages, qualities, groups, grid, target, seed)),
+                          else _meet_replicates(ages, qualities, groups, grid, target - shift, seed)),
         max_age_days=max_age,
         energy_per_retrain_kwh=energy,
         energy_samples=energy_samples,
         retrain_duration=timedelta(seconds=float(np.median(durations)) if durations else 0.0),
         evaluations=len(ages),
         trainings=len(history.trainings),
-        cv_mae=float("nan") if prior else _cv_mae(ages, qualities, seed),
+        cv_mae=float("nan") if prior else drift.cv_mae if drift else _cv_mae(ages, qualities, seed),
         carbon=fit_carbon_profile(history.carbon_samples, default_carbon_intensity),
         energy_estimated=history.energy_estimated,
         prior=prior,
         energy_per_deploy_kwh=deploy_energy,
         deploy_energy_samples=deploy_samples,
         training_window_days=training_window_days,
+        drift=drift,
+        drift_logged=bool(np.isfinite(seen.drifts).any()),
     )

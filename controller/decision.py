@@ -51,6 +51,7 @@ class Evidence:
     energy_per_deploy_kwh: float = 0.0
     deploy_energy_samples: int = 0  # 0: the policy's declared figure, or none
     window_note: str | None = None  # the training windows compared, when the policy lets the window vary
+    drift_note: str | None = None  # how a logged drift signal was used, if one was logged
 
 
 @dataclass(frozen=True)

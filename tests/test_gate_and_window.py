@@ -3,6 +3,7 @@
 from dataclasses import replace
 from datetime import timedelta
 
+import numpy as np
 import pytest
 
 from controller.costmodel import fit_cost_model
@@ -108,3 +109,38 @@ def test_a_policy_without_a_window_range_fits_one_model_on_every_run() -> None:
     assert len(windows.models) == 1 and windows.note is None and windows.models[0].training_window_days == 30.0
     assert windows.models[0].trainings == len(windowed_history().trainings)
     assert horizon_for(policy) >= timedelta(days=84)
+
+
+def drifting_history(latest_drift: float, drift_weight: float = 0.3, seed: int = 5) -> History:
+    """Quality = 0.95 - 0.002 * age - drift_weight * drift + noise; each window's drift is shared by every
+    version evaluated on it, random in [0, 0.1], and ``latest_drift`` over the last three windows."""
+    rng = np.random.default_rng(seed)
+    base = make_history(0.002, seed=seed)
+    times = sorted({e.at for e in base.evaluations})
+    drift = {at: (latest_drift if at in times[-3:] else float(rng.uniform(0, 0.1))) for at in times}
+    return replace(base, evaluations=tuple(
+        replace(e, quality=e.quality - drift_weight * drift[e.at], drift=drift[e.at]) for e in base.evaluations))
+
+
+def test_a_drift_signal_that_explains_quality_is_learnt_and_held_at_its_recent_level() -> None:
+    policy = make_policy(slo__target=0.9, schedule__maxInterval="10d")
+    calm, drifting = drifting_history(0.02), drifting_history(0.12)
+    calm_model = fit_cost_model(calm, 0.9, policy.slo_window, 7, 250.0)
+    assert calm_model.drift is not None and calm_model.drift.slope == pytest.approx(-0.3, abs=0.05)
+    assert calm_model.drift.cv_mae < calm_model.drift.cv_mae_age_only
+    drifting_model = fit_cost_model(drifting, 0.9, policy.slo_window, 7, 250.0)
+    assert drifting_model.quality_mean[0] < calm_model.quality_mean[0] - 0.02
+    calm_decision = decide(policy, calm, [calm_model], 7, 0)
+    drifting_decision = decide(policy, drifting, [drifting_model], 7, 0)
+    assert drifting_decision.proposed.retrains_per_month > calm_decision.proposed.retrains_per_month
+    assert drifting_decision.evidence.drift_note is not None
+    assert drifting_decision.evidence.drift_note.startswith("drift signal used: -0.029")
+
+
+def test_a_drift_score_that_explains_nothing_is_not_used() -> None:
+    history = drifting_history(0.05, drift_weight=0.0)
+    model = fit_cost_model(history, 0.9, timedelta(days=1), 7, 250.0)
+    assert model.drift is None and model.drift_logged
+    assert model.quality_mean[0] == pytest.approx(fit_cost_model(
+        replace(history, evaluations=tuple(replace(e, drift=None) for e in history.evaluations)),
+        0.9, timedelta(days=1), 7, 250.0).quality_mean[0])

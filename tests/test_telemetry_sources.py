@@ -420,3 +420,16 @@ def test_prometheus_basic_auth_from_the_environment(tmp_path: Path, monkeypatch:
         monkeypatch.setenv("PROMETHEUS_PASSWORD", "wrong")
         with pytest.raises(StalledError, match=r"refused the query \(HTTP 401\): set PROMETHEUS_BEARER_TOKEN"):
             load_history(policy(**PROMETHEUS_POLICY), Sources(empty_mlflow, PrometheusTelemetry(url)), END)
+
+
+def test_mlflow_carries_deploy_energy_training_window_and_drift(tmp_path: Path) -> None:
+    telemetry = MlflowTelemetry(f"sqlite:///{tmp_path / 'mlflow.db'}", create=True)
+    telemetry.log_training(NAME, "v1", END - timedelta(days=3), END - timedelta(days=3) + timedelta(minutes=5),
+                           {"energy_kwh": 1.0, "deploy_energy_kwh": 0.25, "training_window_days": 14.0})
+    days = [END - timedelta(days=2), END - timedelta(days=1)]
+    telemetry.log_evaluations(NAME, "v1", "accuracy", [(days[0], 0.91), (days[1], 0.88)], drifts=[0.05, 0.3])
+    telemetry.log_evaluations(NAME, "v0", "accuracy", [(days[1], 0.8)])  # no drift logged: None
+    history = telemetry.history(NAME, "accuracy", "energy_kwh")
+    (run,) = history.trainings
+    assert (run.deploy_energy_kwh, run.training_window_days) == (0.25, 14.0)
+    assert [(e.version, e.drift) for e in history.evaluations] == [("v1", 0.05), ("v0", None), ("v1", 0.3)]

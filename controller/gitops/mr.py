@@ -79,7 +79,7 @@ def body(policy: Policy, decision: Decision) -> str:
         f"- {e.trainings} training runs (mean {e.energy_per_retrain_kwh:.3f} kWh per retrain); "
         f"{e.evaluations} production evaluations covering model ages up to {e.max_age_days:.1f} days.",
         f"- Energy per deploy: {_deploy_energy(e)}.",
-        *([f"- {e.window_note[0].upper()}{e.window_note[1:]}."] if e.window_note else []),
+        *([f"- {note[0].upper()}{note[1:]}." for note in (e.window_note, e.drift_note) if note]),
         f"- Carbon intensity {e.carbon_intensity_g_per_kwh:.0f} gCO2e/kWh on average, by {e.carbon_resolution}"
         + (". Energy is an **estimate** from CPU and memory usage (Cloud Carbon Footprint coefficients), not a "
            "measurement." if e.energy_estimated else "."),

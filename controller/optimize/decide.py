@@ -73,6 +73,16 @@ def _savings(energy: float, carbon: float) -> str:
     return ", ".join(text) or "saves nothing"
 
 
+def _drift_note(model: CostModel) -> str | None:
+    effect = model.drift
+    if effect is None:
+        return ("drift scores are logged but not used: not on every evaluation, or they did not lower the "
+                "cross-validated error by 1%" if model.drift_logged else None)
+    return (f"drift signal used: {effect.slope * 0.1:+.4f} quality per +0.1 drift; the latest drift "
+            f"{effect.now:.3g} against {effect.centre:.3g} on average moves the curve by {effect.shift:+.4f} "
+            f"(cross-validated MAE {effect.cv_mae:.4f}, {effect.cv_mae_age_only:.4f} by age alone)")
+
+
 def decide(policy: Policy, history: History, models: Sequence[CostModel], seed: int, trials: int,
            storage: str | None = None, window_note: str | None = None) -> Decision:
     """Tune, compare with today's schedule, and apply hysteresis (gain in energy or carbon).
@@ -126,5 +136,6 @@ def decide(policy: Policy, history: History, models: Sequence[CostModel], seed: 
         energy_per_deploy_kwh=model.energy_per_deploy_kwh,
         deploy_energy_samples=model.deploy_energy_samples,
         window_note=window_note,
+        drift_note=_drift_note(model),
     )
     return Decision(policy.name, current, result.best, propose, reason, budget_note, evidence)

@@ -27,6 +27,7 @@ class Evaluation:
     version: str
     at: datetime
     quality: float
+    drift: float | None = None  # the window's drift score, when logged
 
 
 CarbonSamples = tuple[tuple[datetime, float], ...]  # (time, gCO2e/kWh), oldest first

@@ -7,7 +7,8 @@ The only module that imports MLflow. Contract (DESIGN.md §6):
   energy of deploying that version, logged when it was promoted) and ``training_window_days`` (how much
   data it learnt from, needed for greenops to choose the training window);
 - evaluation runs: tags ``greenops.policy``, ``greenops.kind=evaluation``, ``model_version``; the SLO
-  metric's history, one point per evaluation window, timestamped at the window's end.
+  metric's history, one point per evaluation window, timestamped at the window's end; optionally a
+  ``drift_score`` history with the same timestamps (a data-drift statistic of each window).
 """
 
 import logging
@@ -40,6 +41,7 @@ PAGE_SIZE = 1000
 DEFAULT_EXPERIMENT = "greenops"
 DEPLOY_ENERGY_METRIC = "deploy_energy_kwh"
 TRAINING_WINDOW_METRIC = "training_window_days"
+DRIFT_METRIC = "drift_score"
 
 
 def default_tracking_uri(state_dir: Path) -> str:
@@ -171,10 +173,19 @@ class MlflowTelemetry:
         for run in self._evaluation_runs(policy, since, until):
             version = run.data.tags.get("model_version", "")
             points = self._call("read metric history", self._client.get_metric_history, run.info.run_id, metric)
-            evaluations.extend(Evaluation(version, _moment(p.timestamp), float(p.value)) for p in points
+            drift = self._drift_by_time(run)
+            evaluations.extend(Evaluation(version, _moment(p.timestamp), float(p.value), drift.get(p.timestamp))
+                               for p in points
                                if (low is None or p.timestamp >= low) and (high is None or p.timestamp <= high)
                                and math.isfinite(p.value))  # a NaN (e.g. 0/0 accuracy) is no evaluation
         return tuple(sorted(evaluations, key=lambda e: (e.at, e.version)))
+
+    def _drift_by_time(self, run: Any) -> dict[int, float]:
+        """The run's drift scores by timestamp (ms), read only when the run logged any."""
+        if DRIFT_METRIC not in run.data.metrics:
+            return {}
+        points = self._call("read metric history", self._client.get_metric_history, run.info.run_id, DRIFT_METRIC)
+        return {p.timestamp: float(p.value) for p in points if math.isfinite(p.value)}
 
     def history(self, policy: str, metric: str, energy_metric: str) -> History:
         """Training runs and production evaluations of ``policy`` (everything in the store)."""
@@ -187,12 +198,14 @@ class MlflowTelemetry:
         self._log_run(policy, "training", version, started, finished,
                       [Metric(k, v, _millis(finished), 0) for k, v in sorted(metrics.items())])
 
-    def log_evaluations(self, policy: str, version: str, metric: str,
-                        points: Sequence[tuple[datetime, float]]) -> None:
-        """Record the production evaluations of one model version as a metric history."""
+    def log_evaluations(self, policy: str, version: str, metric: str, points: Sequence[tuple[datetime, float]],
+                        drifts: Sequence[float] | None = None) -> None:
+        """Record the production evaluations of one model version as a metric history (and their drift scores)."""
         if not points:
             return
         metrics = [Metric(metric, q, _millis(at), step) for step, (at, q) in enumerate(points)]
+        metrics += [Metric(DRIFT_METRIC, d, _millis(at), step) for step, ((at, _), d) in enumerate(zip(
+            points, drifts or (), strict=drifts is not None))]
         self._log_run(policy, "evaluation", version, points[0][0], points[-1][0], metrics)
 
     def _log_run(self, policy: str, kind: str, version: str, started: datetime, finished: datetime,
