@@ -38,13 +38,14 @@ class OnlineSettings:
 
 def _trainings(setup: Setup, served: list[int], since: int) -> tuple[TrainingRun, ...]:
     """greenops's retrains as MLflow would show them. A retrain serves from the start of its day (the
-    replay's grain), so that is when it is recorded as finished, whatever its start hour."""
+    replay's grain), so that is when it is recorded as finished, whatever its start hour, and with no
+    duration: the measured CPU seconds would shift predicted ages the replay does not shift, and make
+    decisions depend on timing noise."""
     runs = []
     for day in served:
         if day >= since:
             trained = setup.bank[day]
-            runs.append(TrainingRun(str(day), day_time(setup.stream, day), trained.cpu_seconds, trained.energy_kwh,
-                                    None))
+            runs.append(TrainingRun(str(day), day_time(setup.stream, day), None, trained.energy_kwh, None))
     return tuple(runs)
 
 
