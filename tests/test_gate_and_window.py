@@ -10,13 +10,14 @@ from controller.costmodel import fit_cost_model
 from controller.gitops import mr
 from controller.optimize.decide import decide, horizon_for, horizon_start
 from controller.optimize.simulate import simulate
-from controller.optimize.study import search_space
+from controller.optimize.study import exhaustive, search_space, tune
 from controller.policy.model import Policy
 from controller.schedule import zone
 from controller.telemetry.history import History
 from controller.trainingwindows import fit_window_models
 
 from .test_decide import make_history, make_policy
+from .test_tuning import hourly, night_is_green
 
 DAILY = {"schedule__minInterval": "1d", "schedule__maxInterval": "1d"}  # only the gate can change
 
@@ -144,3 +145,17 @@ def test_a_drift_score_that_explains_nothing_is_not_used() -> None:
     assert model.quality_mean[0] == pytest.approx(fit_cost_model(
         replace(history, evaluations=tuple(replace(e, drift=None) for e in history.evaluations)),
         0.9, timedelta(days=1), 7, 250.0).quality_mean[0])
+
+
+def test_optuna_stays_within_one_percent_of_exhaustive_search_over_gates_and_windows() -> None:
+    policy = window_policy(schedule__minInterval="1d", schedule__allowedHours=["0-7"])
+    history = windowed_history()
+    history = replace(history, trainings=tuple(replace(t, deploy_energy_kwh=1.0) for t in history.trainings),
+                      carbon_samples=hourly(28, night_is_green))
+    models = fit_window_models(history, policy, 7).models
+    start, horizon = horizon_start(history, zone("Etc/UTC")), horizon_for(policy)
+    full = exhaustive(policy, models, start, horizon)
+    searched = tune(policy, models, start, horizon, 7, full.space // 10)
+    assert full.space >= 1000 and searched.trials <= full.space // 10
+    assert searched.best.energy_kwh_per_period <= full.best.energy_kwh_per_period * 1.01
+    assert searched.best.compliance_lower >= policy.slo_compliance

@@ -1,8 +1,8 @@
 """The Optuna study: cheapest cron schedule that keeps the SLO and the budget. The only Optuna import.
 
 The search space is (cadence, start hour), plus the promotion gate and the training window when
-they can matter. Studies live in an Optuna storage (by default a SQLite
-file in the state directory): a study is named after a fingerprint of its inputs, so a rerun on the
+they can matter. Studies live in an Optuna storage (by default a SQLite file in the state
+directory): a study is named after a fingerprint of its inputs, so a rerun on the
 same inputs reuses its trials and gives the same decision, and a new study is warm-started with the
 previous pass's best schedule.
 """
@@ -34,6 +34,8 @@ STUDIES_KEPT_PER_POLICY = 5
 CARBON_TIEBREAK = 0.01  # the start hour may move the objective by at most 1% of the energy
 STARTUP_TRIALS = 16
 COMPLIANCE_RESOLUTION = 0.001  # a tenth of a point of predicted SLO compliance: numerical ties
+GATE_STEPS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)  # minimum quality gains worth telling apart
+Params = dict[str, object]  # one point of the search space, as Optuna stores it
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,6 @@ class TuningResult:
     space: int  # size of the discrete search space
     seconds: float
     warm_started: bool = False
-
-
-GATE_STEPS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
-Params = dict[str, object]
 
 
 @dataclass(frozen=True)
