@@ -62,6 +62,7 @@ class SearchSpace:
     gates: list[float]
     windows: dict[str, CostModel]  # label -> the cost model fitted for that training window
     simulate_point: Callable[[str, float, str], Forecast]
+    greenest_hour: int  # the allowed hour with the least carbon on average
 
     @property
     def size(self) -> int:
@@ -80,6 +81,21 @@ class SearchSpace:
         gates: list[Params] = [{"gate": g} for g in self.gates] if len(self.gates) > 1 else [{}]
         windows: list[Params] = [{"window": w} for w in self.windows] if len(self.windows) > 1 else [{}]
         return [{**g, **w} for g in gates for w in windows]
+
+    def initial_design(self, limit: int) -> list[Params]:
+        """One point per (cadence, window) at the greenest hour and today's gate, spread evenly over the
+        cadences (densest to sparsest) when there are more than ``limit``.
+
+        Feasibility depends mostly on the cadence, and the cheapest feasible one sits next to infeasible
+        ones: random start-up trials can miss it, and TPE then never comes back (1 of 25 synthetic
+        cases was 29% off the exhaustive optimum without this design).
+        """
+        windows = [{"window": w} for w in self.windows] if len(self.windows) > 1 else [{}]
+        gate = {"gate": self.gates[0]} if len(self.gates) > 1 else {}
+        design = [{"cadence": c, "hour": self.greenest_hour, **gate, **w} for c in self.cadences for w in windows]
+        if len(design) <= limit:
+            return design
+        return [design[int(i)] for i in np.unique(np.linspace(0, len(design) - 1, max(limit, 1)).round())]
 
     def suggest(self, trial: optuna.Trial) -> Params:
         params: Params = {"cadence": trial.suggest_categorical("cadence", list(self.cadences)),
@@ -197,7 +213,10 @@ def search_space(policy: Policy, models: Sequence[CostModel], start: datetime, h
             simulated[key] = simulate(expr, policy, windows[window], start, horizon, gate)
         return simulated[key]
 
-    return SearchSpace(cadences, hours, minute, gates, windows, simulate_point)
+    by_utc_hour = np.mean([np.reshape(m.carbon.by_hour_of_week, (7, 24)).mean(axis=0) for m in models], axis=0)
+    offset = start.astimezone(schedule.zone(policy.time_zone)).utcoffset() or timedelta(0)
+    greenest = min(hours, key=lambda h: (by_utc_hour[(h - round(offset / timedelta(hours=1))) % 24], h))
+    return SearchSpace(cadences, hours, minute, gates, windows, simulate_point, greenest)
 
 
 def objective_value(forecast: Forecast, carbon_ceiling_g_per_kwh: float) -> float:
@@ -260,6 +279,7 @@ def _open_study(storage: optuna.storages.BaseStorage, name: str, prefix: str, sp
                                 load_if_exists=True)
     if not exists:  # today's schedule first, so the pick is never worse than it; then last pass's best
         queued = [params for params in (space.params_of(current), warm) if params]
+        queued += space.initial_design(trials // 2)
         for index, params in enumerate(queued):
             if params not in queued[:index]:
                 study.enqueue_trial(params)
