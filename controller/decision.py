@@ -23,6 +23,7 @@ class Forecast:
     promotion_min_gain: float = 0.0
     deploys_per_month: float = 0.0
     training_window_days: float | None = None
+    quality_by_week: tuple[float, ...] = ()  # predicted mean quality per week of the horizon (NaN: unknown age)
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,16 @@ import math
 from dataclasses import asdict
 from datetime import timedelta
 
-from controller.decision import ESTIMATE_NOTE, Decision, Evidence, Forecast
+from controller.decision import ESTIMATE_NOTE, Decision, Evidence, Forecast, percent_change
+from controller.gitops.chart import quality_chart
 from controller.optimize.candidates import describe
 from controller.policy.durations import format_duration
 from controller.policy.model import Policy
 
 MACHINE_BLOCK = "greenops-decision"
+MAX_BODY_BYTES = 60_000  # under GitLab's 64 KiB per push option and GitHub's 65,536-character body
+MEDIUM_MARGIN = 0.02
+MEDIUM_EVALUATIONS = 60
 
 
 def title(policy: Policy, decision: Decision) -> str:
@@ -59,22 +63,40 @@ def _table(policy: Policy, current: Forecast, proposed: Forecast, estimated: boo
     return ["| | Current | Proposed |", "|---|---|---|", *(_row(*f) for f in figures)]
 
 
-def body(policy: Policy, decision: Decision) -> str:
-    """Summary table, why, evidence, risks, how to reject, and a hidden machine-readable block."""
-    e = decision.evidence
-    lines = [
-        f"greenops proposes a new retraining schedule for **{policy.name}** "
-        f"(model `{policy.mlflow_model}`, policy `{policy.source_file}`).",
-        "",
-        *_table(policy, decision.current, decision.proposed, decision.evidence.energy_estimated),
-        "",
-        f"**Why:** {decision.reason}.",
-    ]
+def confidence(policy: Policy, decision: Decision) -> tuple[str, list[str]]:
+    """High, medium or low, with the reasons; a low-confidence proposal is opened as a draft."""
+    e, proposed = decision.evidence, decision.proposed
+    low = [reason for reason, applies in (
+        ("the history is thin (conservative prior)", e.prior is not None),
+        ("no schedule is predicted to keep the SLO", proposed.compliance_lower < policy.slo_compliance),
+        ("energy is estimated, not measured", e.energy_estimated),
+    ) if applies]
+    if low:
+        return "low", low
+    margin = proposed.compliance_lower - policy.slo_compliance
+    medium = [reason for reason, applies in (
+        (f"the SLO lower bound clears the target by only {margin:.1%}", margin < MEDIUM_MARGIN),
+        (f"only {e.evaluations} evaluations", e.evaluations < MEDIUM_EVALUATIONS),
+    ) if applies]
+    if medium:
+        return "medium", medium
+    return "high", [f"{e.evaluations} evaluations, SLO lower bound {margin:.1%} above the target"]
+
+
+def _summary(policy: Policy, decision: Decision) -> list[str]:
+    """What is never trimmed: the table, why, the budget note and the confidence."""
+    level, reasons = confidence(policy, decision)
+    lines = [*_table(policy, decision.current, decision.proposed, decision.evidence.energy_estimated), "",
+             f"**Why:** {decision.reason}."]
     if decision.budget_note:
         lines += ["", f"**Budget:** {decision.budget_note}"]
-    lines += [
-        "",
-        "### Evidence",
+    lines += ["", f"**Confidence: {level}** ({'; '.join(reasons)})."]
+    return lines
+
+
+def _evidence(policy: Policy, decision: Decision) -> list[str]:
+    e = decision.evidence
+    return [
         f"- Telemetry: {e.source}, samples from {e.first_sample} to {e.last_sample}.",
         f"- {e.trainings} training runs (mean {e.energy_per_retrain_kwh:.3f} kWh per retrain); "
         f"{e.evaluations} production evaluations covering model ages up to {e.max_age_days:.1f} days.",
@@ -89,20 +111,75 @@ def body(policy: Policy, decision: Decision) -> str:
            f"(SLO {policy.slo_compliance:.0%})."] if e.observed_compliance is not None else []),
         f"- Optuna: {e.trials} trials (seed {e.seed}) over {e.search_space} points (cadence, start hour, promotion "
         f"gate, training window) within minInterval {format_duration(policy.min_interval)} / maxInterval "
-        f"{format_duration(policy.max_interval)}; "
-        f"simulated over {e.horizon_days} days.",
-        "",
-        "### Risks and confidence",
+        f"{format_duration(policy.max_interval)}; simulated over {e.horizon_days} days.",
         "- Compliance is predicted from bootstrap replicates; the lower bound is their 10th percentile.",
         f"- Model ages beyond {e.max_age_days:.1f} days were never observed and count as SLO misses.",
-        "",
-        "### How to reject or pin",
-        "Close this merge request to decline, or set `spec.proposal.mode: observe` in the policy to pin the "
-        "current schedule. Edit the policy, not the generated manifests.",
-        "",
-        f"<!-- {MACHINE_BLOCK} {json.dumps(machine_block(decision), sort_keys=True)} -->",
     ]
-    return "\n".join(lines)
+
+
+def _sections(policy: Policy, decision: Decision, heading: str) -> tuple[list[str], list[str]]:
+    """(kept whole, trimmable) Markdown lines for one policy."""
+    kept = [f"{heading}**{policy.name}**: model `{policy.mlflow_model}`, policy `{policy.source_file}`.", "",
+            *_summary(policy, decision)]
+    chart = quality_chart(policy.slo_metric, policy.slo_target, decision.current, decision.proposed)
+    return kept, [*(["", *chart] if chart else []), "", "#### Evidence", *_evidence(policy, decision)]
+
+
+HOW_TO_REJECT = ["### How to reject or pin",
+                 "Close this merge request to decline: greenops will not propose the same change again, only one "
+                 "that differs materially (other settings and at least `minSavingPercent` more or less energy, "
+                 "or a point of SLO compliance). To pin today's schedule set `spec.proposal.mode: observe` in the "
+                 "policy. Edit the policy, not the generated manifests."]
+
+
+def _assemble(parts: list[tuple[list[str], list[str]]], hidden: str, limit: int) -> str:
+    """Join the parts; drop evidence lines from the end until the body fits the forge's limit."""
+    trimmable = [list(t) for _, t in parts]
+    dropped = 0
+
+    def render() -> str:
+        lines: list[str] = []
+        for (kept, _), rest in zip(parts, trimmable, strict=True):
+            lines += [*kept, *rest, ""]
+        note = [f"_{dropped} evidence lines trimmed to fit the forge's size limit; `greenops plan` shows them "
+                "all._", ""] if dropped else []
+        return "\n".join([*lines, *note, *HOW_TO_REJECT, "", hidden])
+
+    text = render()
+    while len(text.encode()) > limit and any(trimmable):
+        longest = max(trimmable, key=len)
+        longest.pop()
+        dropped += 1
+        text = render()
+    return text
+
+
+def body(policy: Policy, decision: Decision, limit: int = MAX_BODY_BYTES) -> str:
+    """Summary table, why, confidence, chart, evidence, how to reject, and a hidden machine-readable block."""
+    return _assemble([_sections(policy, decision, "greenops proposes a new retraining schedule for ")],
+                     hidden_block([decision]), limit)
+
+
+def group_title(group: str, policies: list[Policy], decisions: list[Decision]) -> str:
+    before = sum(d.current.energy_kwh_per_period for d in decisions)
+    after = sum(d.proposed.energy_kwh_per_period for d in decisions)
+    estimated = ", estimated" if any(d.evidence.energy_estimated for d in decisions) else ""
+    return (f"greenops({group}): new schedules for {len(policies)} models ({', '.join(p.name for p in policies)}) "
+            f"({percent_change(before, after):+.0f}% energy{estimated})")
+
+
+def group_body(group: str, policies: list[Policy], decisions: list[Decision], limit: int = MAX_BODY_BYTES) -> str:
+    intro = (f"greenops proposes new retraining schedules for the {len(policies)} policies of group **{group}** "
+             "(`spec.proposal.group`), in one merge request.")
+    parts: list[tuple[list[str], list[str]]] = [([intro, ""], [])]
+    parts += [_sections(p, d, "### ") for p, d in zip(policies, decisions, strict=True)]
+    return _assemble(parts, hidden_block(decisions), limit)
+
+
+def hidden_block(decisions: list[Decision]) -> str:
+    """Machine-readable: what was proposed, so a declined proposal is recognised later."""
+    block = {"version": 1, "proposals": [machine_block(d) for d in decisions]}
+    return f"<!-- {MACHINE_BLOCK} {json.dumps(block, sort_keys=True)} -->"
 
 
 def _deploy_energy(e: Evidence) -> str:
@@ -115,8 +192,9 @@ def _deploy_energy(e: Evidence) -> str:
 
 
 def _finite(forecast: Forecast) -> dict[str, object]:
-    """JSON has no NaN/inf: unknown figures become null."""
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(forecast).items()}
+    """JSON has no NaN/inf: unknown figures become null. The weekly series is the chart's, not the record's."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(forecast).items()
+            if k != "quality_by_week"}
 
 
 def machine_block(decision: Decision) -> dict[str, object]:

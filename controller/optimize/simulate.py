@@ -92,6 +92,7 @@ def simulate(expression: str, policy: Policy, model: CostModel, start: datetime,
     quality = model.at(model.quality_mean, ages)
     quality_p10 = model.at(model.quality_p10, ages)
     known = ~np.isnan(quality)
+    week = (np.asarray([(m - start) / timedelta(days=1) for m in moments]) // 7).astype(int)
     return Forecast(
         schedule=expression,
         retrains_per_month=len(in_horizon) * 30 / days,
@@ -107,4 +108,12 @@ def simulate(expression: str, policy: Policy, model: CostModel, start: datetime,
         promotion_min_gain=gate,
         deploys_per_month=len(deploys) * 30 / days,
         training_window_days=model.training_window_days,
+        quality_by_week=_weekly_means(quality, week),
     )
+
+
+def _weekly_means(quality: np.ndarray, week: np.ndarray) -> tuple[float, ...]:
+    known = ~np.isnan(quality)
+    sums = np.bincount(week[known], weights=quality[known], minlength=week.max() + 1 if len(week) else 0)
+    counts = np.bincount(week[known], minlength=len(sums))
+    return tuple(float(s / c) if c else float("nan") for s, c in zip(sums, counts, strict=True))
