@@ -1,5 +1,7 @@
 """Decision -> Kubernetes manifests. Pure and deterministic: same inputs, same bytes."""
 
+import hashlib
+import json
 from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any
@@ -58,6 +60,13 @@ def _container(policy: Policy, proposed: Forecast) -> dict[str, Any]:
     return container
 
 
+def decision_digest(proposed: Forecast) -> str:
+    """Ties an object to the decision it was generated for: the settings only, so unchanged settings
+    give unchanged bytes whatever the predicted figures."""
+    settings = [proposed.schedule, proposed.promotion_min_gain, proposed.training_window_days]
+    return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
+
+
 def render_cronjob(policy: Policy, proposed: Forecast) -> str:
     """One CronJob that runs the policy's retraining job on the proposed schedule, gate and window."""
     labels = {**dict(policy.labels), **MANAGED_BY, "greenops.dev/policy": policy.name}
@@ -69,7 +78,8 @@ def render_cronjob(policy: Policy, proposed: Forecast) -> str:
         "apiVersion": "batch/v1",
         "kind": "CronJob",
         "metadata": {"name": policy.name, "namespace": policy.namespace, "labels": labels,
-                     "annotations": {"greenops.dev/policy-file": policy.source_file}},
+                     "annotations": {"greenops.dev/policy-file": policy.source_file,
+                                     "greenops.dev/decision": decision_digest(proposed)}},
         "spec": {
             "schedule": proposed.schedule,
             "timeZone": policy.time_zone,

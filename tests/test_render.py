@@ -1,6 +1,7 @@
 """Rendered manifests: deterministic, labelled, and valid for real `kubectl kustomize` and Kubernetes schemas."""
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -77,3 +78,20 @@ def test_kubectl_kustomize_output_is_valid_kubernetes(tmp_path: Path) -> None:
     (tmp_path / "tampered.yaml").write_text(built.replace("concurrencyPolicy:", "concurrencyPolicyy:", 1))
     rejected = subprocess.run([validator, "--strict", str(tmp_path / "tampered.yaml")], capture_output=True)
     assert rejected.returncode != 0  # the validator really checks the schema
+
+
+def test_each_cronjob_names_its_decision_and_only_settings_change_it() -> None:
+    policy = _policies()["churn-predictor"]
+    digest = yaml.safe_load(render_cronjob(policy, _proposal("30 1 * * 1")))["metadata"]["annotations"]  # type: ignore[arg-type]
+    same_settings = replace(_proposal("30 1 * * 1"), energy_kwh_per_period=9.9, compliance=0.5)
+    assert render_cronjob(policy, same_settings) == render_cronjob(policy, _proposal("30 1 * * 1"))  # type: ignore[arg-type]
+    other = yaml.safe_load(render_cronjob(policy, _proposal("30 1 * * 1", 0.005)))["metadata"]["annotations"]  # type: ignore[arg-type]
+    assert digest["greenops.dev/decision"] != other["greenops.dev/decision"]
+    assert digest["greenops.dev/policy-file"] == "policies/churn-predictor.yaml"
+
+
+def test_the_example_argo_cd_application_syncs_the_generated_folder() -> None:
+    application = yaml.safe_load((PROJECT / "manifests" / "argocd" / "greenops-schedules.application.yaml").read_text())
+    assert application["apiVersion"] == "argoproj.io/v1alpha1" and application["kind"] == "Application"
+    assert application["spec"]["source"]["path"] == str(GENERATED_DIR)
+    assert application["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
