@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from controller import __version__
 from controller.backtest.arguments import add_backtest_parser
+from controller.redact import ScrubFilter, scrub
 from controller.state import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
@@ -47,23 +48,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> "Settings":
+    from controller.gitops.forge import ForgeSettings
     from controller.reconcile import Settings
     from controller.telemetry.mlflow_store import default_tracking_uri
 
+    forge = ForgeSettings(args.forge, args.forge_url, args.forge_project, args.forge_token_file,
+                          tuple(args.mr_label or ("greenops",)))
     return Settings(repo_url=args.repo, state_dir=args.state_dir,
                     mlflow_uri=args.mlflow_uri or default_tracking_uri(args.state_dir),
                     target_branch=args.target_branch, policies_dir=args.policies_dir,
                     seed=args.seed, trials=args.trials, only=tuple(args.policy or ()),
                     prometheus_url=args.prometheus_url or os.environ.get("PROMETHEUS_URL") or None,
-                    now=args.as_of, optuna_storage=args.optuna_storage)
+                    now=args.as_of, optuna_storage=args.optuna_storage, forge=forge,
+                    max_mrs_per_run=args.max_mrs_per_run)
 
 
 def print_outcomes(outcomes: "Sequence[Outcome]", show_diff: bool) -> int:
     """Human report of a pass; exit 1 if a policy did not end ok, 3 if greenops hit a bug."""
+    shown: set[str] = set()
     for outcome in outcomes:
-        print(f"{outcome.policy}: {outcome.status}: {outcome.message}")
-        if outcome.title and outcome.body:
-            print(f"\n--- merge request ({outcome.proposal.branch if outcome.proposal else ''}) ---")
+        print(scrub(f"{outcome.policy}: {outcome.status}: {outcome.message}"))
+        branch = outcome.proposal.branch if outcome.proposal else ""
+        if outcome.title and outcome.body and branch not in shown:
+            shown.add(branch)
+            print(f"\n--- merge request ({branch}) ---")
             print(f"Title: {outcome.title}\n\n{outcome.body}")
             if show_diff and outcome.proposal and outcome.proposal.diff:
                 print(f"\n--- diff ---\n{outcome.proposal.diff}")
@@ -101,6 +109,39 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     return _run_pass(args, push=False)
+
+
+def cmd_mr(args: argparse.Namespace) -> int:
+    """The local forge's merge requests: list, show one, or close one (decline the proposal)."""
+    from controller.errors import StalledError
+    from controller.gitops.localforge import BRANCH_PREFIX, LocalForge, record_name
+
+    forge = LocalForge(args.state_dir)
+    try:
+        if args.mr_command == "list":
+            requests = forge.all()
+            for request in requests:
+                print(f"{record_name(request.branch):32} {request.state:7} {request.number:>5}  {request.title}")
+            if not requests:
+                print(f"no merge requests in {forge.folder}", file=sys.stderr)
+            return EXIT_OK
+        found = forge.find(BRANCH_PREFIX + record_name(args.name))
+    except StalledError as err:
+        print(f"greenops mr: {err}", file=sys.stderr)
+        return EXIT_USER
+    if found is None:
+        print(f"greenops mr: no merge request {args.name!r} in {forge.folder}; `greenops mr list` shows them",
+              file=sys.stderr)
+        return EXIT_USER
+    if args.mr_command == "show":
+        print(forge.show(args.name) or "", end="")
+    elif found.state != "open":
+        print(f"{found.branch} {found.number} is already {found.state}")
+    else:
+        forge.mark(found, "closed")
+        print(f"closed {found.branch} {found.number}: the proposal is declined; greenops proposes again only when "
+              "the decision changes materially")
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -212,7 +253,30 @@ def _add_pass_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-branch", help="branch merge requests target (default: the remote's HEAD)")
     parser.add_argument("--policies-dir", default="policies", help="policy folder inside the repository")
     parser.add_argument("--policy", action="append", metavar="NAME", help="only this policy (repeatable)")
+    _add_forge_options(parser)
     _add_telemetry_options(parser)
+
+
+def _add_forge_options(parser: argparse.ArgumentParser) -> None:
+    forge = parser.add_argument_group("merge requests")
+    forge.add_argument("--forge", choices=("local", "gitlab", "github"), default=os.environ.get("GREENOPS_FORGE",
+                       "local"), help="where merge requests live: local (records in the state directory; `greenops "
+                       "mr list`), gitlab (push options, plus the REST API with a token) or github (REST API, needs "
+                       "a token) (default: $GREENOPS_FORGE, else local)")
+    forge.add_argument("--forge-url", default=os.environ.get("GREENOPS_FORGE_URL"), metavar="URL",
+                       help="API base, e.g. https://gitlab.example.com or https://github.example.com/api/v3 "
+                       "(default: gitlab.com / api.github.com; env GREENOPS_FORGE_URL)")
+    forge.add_argument("--forge-project", default=os.environ.get("GREENOPS_FORGE_PROJECT"), metavar="PATH",
+                       help="GitLab project path or GitHub owner/name (default: from --repo; env "
+                       "GREENOPS_FORGE_PROJECT)")
+    forge.add_argument("--forge-token-file", type=Path, metavar="FILE",
+                       help="file holding the forge token (default: $GREENOPS_FORGE_TOKEN, else $GITLAB_TOKEN or "
+                       "$GITHUB_TOKEN); never put tokens in the policy repository")
+    forge.add_argument("--max-mrs-per-run", type=_bounded_int(0, 10_000), metavar="N",
+                       help="open at most N new merge requests per pass; updates of open ones always go through "
+                       "(default: no limit)")
+    forge.add_argument("--mr-label", action="append", metavar="LABEL",
+                       help="label for the merge requests (repeatable; default greenops)")
 
 
 def _add_telemetry_options(parser: argparse.ArgumentParser) -> None:
@@ -327,6 +391,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_state_dir_option(check)
     check.set_defaults(func=cmd_telemetry_check)
 
+    merge_requests = commands.add_parser(
+        "mr", help="list, show or close the merge requests of the local forge",
+        description="The merge requests the local forge (--forge local, the default) keeps in "
+        "<state-dir>/merge-requests/. Merge one by merging its branch into the target; close one to decline it.")
+    mr_commands = merge_requests.add_subparsers(dest="mr_command", required=True, metavar="SUBCOMMAND")
+    for name, text in (("list", "one line per merge request: name, state, number, title"),
+                       ("show", "the title, body, notes and diff of merge request NAME"),
+                       ("close", "close merge request NAME without merging: the proposal is declined")):
+        sub = mr_commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        if name != "list":
+            sub.add_argument("name", metavar="NAME", help="policy name, group-<group>, or the branch greenops/...")
+        _add_state_dir_option(sub)
+        sub.set_defaults(func=cmd_mr)
+
     backtest = add_backtest_parser(commands, _bounded_int)
     backtest.set_defaults(func=cmd_backtest)
 
@@ -349,7 +427,7 @@ class _PolicyFormatter(logging.Formatter):
         line = f"{record.levelname.lower()}: {policy + ': ' if policy else ''}{record.getMessage()}"
         if record.exc_info and os.environ.get("GREENOPS_DEBUG"):
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return scrub(line)
 
 
 def _bounded_int(low: int, high: int) -> "Callable[[str], int]":
@@ -368,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(_PolicyFormatter())
+    handler.addFilter(ScrubFilter())
     logging.basicConfig(level=args.log_level, handlers=[handler])
     try:
         code: int = args.func(args)
@@ -376,9 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("greenops: interrupted", file=sys.stderr)
         return EXIT_USER
     except Exception as err:  # a bug: say so plainly, keep the traceback for whoever reports it
-        print(f"greenops: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        print(scrub(f"greenops: internal error: {type(err).__name__}: {err}"), file=sys.stderr)
         if os.environ.get("GREENOPS_DEBUG"):
-            traceback.print_exc()
+            print(scrub(traceback.format_exc()), file=sys.stderr)
         else:
             print("greenops: rerun with GREENOPS_DEBUG=1 to see the traceback and please report it",
                   file=sys.stderr)

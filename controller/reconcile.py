@@ -1,26 +1,29 @@
 """One reconcile pass: for each policy, a flat list of steps ending in ok, stalled or transient.
 
-Level-triggered: everything is recomputed from Git and telemetry; one broken policy never
-stops the others.
+First every policy is decided (telemetry, cost model, tuning); then the proposals are grouped into
+change sets (one per policy, or per ``proposal.group``) and written back, at most
+``max_mrs_per_run`` new merge requests per pass. Level-triggered: everything is recomputed from Git
+and telemetry; one broken policy never stops the others.
 """
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from controller.decision import ESTIMATE_NOTE, Decision
 from controller.errors import SignalStalledError, StalledError, TransientError
 from controller.gitops import mr
-from controller.gitops.workspace import ProposalResult, Workspace
+from controller.gitops.forge import Forge, ForgeSettings, open_forge
+from controller.gitops.workspace import Workspace
+from controller.gitops.writeback import ChangeSet, WriteBack, ensure_merge_request
 from controller.optimize.decide import decide
 from controller.policy.model import Policy
 from controller.policy.problems import Problem
 from controller.policy.validate import validate_paths
 from controller.redact import safe_url
 from controller.render import GENERATED_DIR, render_changes
-from controller.state import save_merge_request
 from controller.telemetry.assemble import Sources, load_history, open_sources
 from controller.trainingwindows import fit_window_models
 
@@ -40,6 +43,8 @@ class Settings:
     prometheus_url: str | None = None
     now: datetime | None = None  # None: the wall clock; the demo passes its simulated "now"
     optuna_storage: str | None = None  # None: a SQLite file in the state directory
+    forge: ForgeSettings = field(default_factory=ForgeSettings)
+    max_mrs_per_run: int | None = None  # new merge requests per pass; updates of open ones always go through
 
     @property
     def study_storage(self) -> str:
@@ -52,44 +57,75 @@ class Outcome:
     status: str  # ok | stalled | transient | error (a bug in greenops)
     message: str
     decision: Decision | None = None
-    proposal: ProposalResult | None = None
+    proposal: WriteBack | None = None
     title: str | None = None
     body: str | None = None
 
 
-def _reconcile_policy(policy: Policy, settings: Settings, workspace: Workspace, sources: Sources, now: datetime,
-                      push: bool) -> Outcome:
+def _decide(policy: Policy, settings: Settings, sources: Sources, now: datetime) -> Decision:
     history = load_history(policy, sources, now)
     windows = fit_window_models(history, policy, settings.seed)
-    decision = decide(policy, history, windows.models, settings.seed, settings.trials, settings.study_storage,
-                      windows.note)
-    if not decision.propose:
-        current = decision.current
-        estimate = f" ({ESTIMATE_NOTE})" if decision.evidence.energy_estimated else ""
-        figures = (f"today: {current.retrains_per_month:.0f} retrains/month, predicted SLO compliance "
-                   f"{current.compliance_lower:.1%} (lower bound), {current.energy_kwh_per_period:.1f} kWh per period"
-                   f"{estimate}")
-        note = f"; {decision.budget_note}" if decision.budget_note else ""
-        return Outcome(policy.name, "ok", f"no change proposed: {decision.reason} ({figures}){note}", decision)
-    title, body = mr.title(policy, decision), mr.body(policy, decision)
-    files = render_changes(policy, decision.proposed, workspace.generated_files(GENERATED_DIR))
-    proposal = workspace.propose(f"greenops/{policy.name}", files, title, body, push)
-    if proposal.status in ("created", "updated"):
-        record = {"policy": policy.name, "branch": proposal.branch, "target": workspace.target,
-                  "commit": proposal.commit, "title": title, "repository": safe_url(settings.repo_url)}
-        save_merge_request(settings.state_dir, policy.name, record,
-                           f"# {title}\n\n{body}\n\n```diff\n{proposal.diff}\n```\n")
-    return Outcome(policy.name, "ok", _summary(proposal), decision, proposal, title, body)
+    return decide(policy, history, windows.models, settings.seed, settings.trials, settings.study_storage,
+                  windows.note)
 
 
-def _summary(proposal: ProposalResult) -> str:
+def _no_change(policy: Policy, decision: Decision) -> Outcome:
+    current = decision.current
+    estimate = f" ({ESTIMATE_NOTE})" if decision.evidence.energy_estimated else ""
+    figures = (f"today: {current.retrains_per_month:.0f} retrains/month, predicted SLO compliance "
+               f"{current.compliance_lower:.1%} (lower bound), {current.energy_kwh_per_period:.1f} kWh per period"
+               f"{estimate}")
+    note = f"; {decision.budget_note}" if decision.budget_note else ""
+    return Outcome(policy.name, "ok", f"no change proposed: {decision.reason} ({figures}){note}", decision)
+
+
+def change_sets(proposals: list[tuple[Policy, Decision]], workspace: Workspace) -> list[ChangeSet]:
+    """One change set per policy, or per ``proposal.group`` (its policies in one merge request)."""
+    groups: dict[str, list[tuple[Policy, Decision]]] = {}
+    for policy, decision in proposals:
+        groups.setdefault(f"group-{policy.proposal_group}" if policy.proposal_group else policy.name, []).append(
+            (policy, decision))
+    changes = []
+    for name, members in groups.items():
+        policies, decisions = [p for p, _ in members], [d for _, d in members]
+        files: dict[PurePosixPath, str] = {}
+        for policy, decision in members:
+            existing = workspace.generated_files(GENERATED_DIR) | set(files)
+            files.update(render_changes(policy, decision.proposed, existing))
+        if len(members) == 1 and not policies[0].proposal_group:
+            title, body = mr.title(policies[0], decisions[0]), mr.body(policies[0], decisions[0])
+        else:
+            group = str(policies[0].proposal_group)
+            title, body = mr.group_title(group, policies, decisions), mr.group_body(group, policies, decisions)
+        draft = any(mr.confidence(p, d)[0] == "low" for p, d in members)
+        changes.append(ChangeSet(f"greenops/{name}", tuple(policies), tuple(decisions), files, title, body, draft))
+    return changes
+
+
+def _write_back(change: ChangeSet, settings: Settings, workspace: Workspace, forge: Forge, push: bool,
+                may_open: bool) -> list[Outcome]:
+    try:
+        result = ensure_merge_request(workspace, forge, change, settings.forge.labels, push, may_open,
+                                      settings.state_dir)
+    except StalledError as err:
+        return [Outcome(p.name, "stalled", str(err), d) for p, d in zip(change.policies, change.decisions, strict=True)]
+    except TransientError as err:
+        return [Outcome(p.name, "transient", f"{err} (will retry)", d)
+                for p, d in zip(change.policies, change.decisions, strict=True)]
+    message = result.message or _summary(result, forge)
+    return [Outcome(p.name, "ok", message, d, result, change.title, change.body)
+            for p, d in zip(change.policies, change.decisions, strict=True)]
+
+
+def _summary(result: WriteBack, forge: Forge) -> str:
+    number = f" {result.request.number}" if result.request else ""
     return {
         "in-sync": "the target branch already has this schedule",
-        "unchanged": f"merge request on {proposal.branch} is up to date (no new commit)",
-        "created": f"pushed {proposal.branch} and opened a merge request",
-        "updated": f"pushed a new proposal to {proposal.branch}",
-        "planned": f"would push {proposal.branch} and open or update its merge request",
-    }[proposal.status]
+        "unchanged": f"merge request{number} on {result.branch} is up to date (no new commit)",
+        "created": f"pushed {result.branch} and opened merge request{number} ({forge.name})",
+        "updated": f"pushed a new proposal to {result.branch} and updated merge request{number}",
+        "planned": f"would push {result.branch} and open or update its merge request",
+    }[result.status]
 
 
 def _problem_outcomes(problems: tuple[Problem, ...]) -> Iterator[Outcome]:
@@ -105,6 +141,7 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
     """Run one pass over every policy in the repository (``push=False`` for ``greenops plan``)."""
     try:
         workspace = Workspace.open(settings.repo_url, settings.state_dir, settings.target_branch)
+        forge = open_forge(settings.forge, settings.repo_url, settings.state_dir)
     except (StalledError, TransientError) as err:
         status = "stalled" if isinstance(err, StalledError) else "transient"
         return [Outcome(safe_url(settings.repo_url), status, str(err))]
@@ -115,12 +152,13 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
     known = {p.name for p in result.policies}
     outcomes += [Outcome(name, "stalled", f"no valid policy named {name} in {settings.policies_dir}/ of "
                          f"{safe_url(settings.repo_url)}") for name in settings.only if name not in known]
+    proposals: list[tuple[Policy, Decision]] = []
     for policy in sorted(result.policies, key=lambda p: p.name):
         if settings.only and policy.name not in settings.only:
             continue
         log.info("reconciling", extra={"policy": policy.name})
         try:
-            outcomes.append(_reconcile_policy(policy, settings, workspace, sources, now, push))
+            decision = _decide(policy, settings, sources, now)
         except StalledError as err:
             hint = (f" (`greenops telemetry check {policy.name}` shows what each query finds)"
                     if isinstance(err, SignalStalledError) else "")
@@ -131,5 +169,16 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
             log.exception("internal error", extra={"policy": policy.name})
             outcomes.append(Outcome(policy.name, "error", f"internal error: {type(err).__name__}: {err}; please "
                                     "report it (GREENOPS_DEBUG=1 prints the traceback)"))
+        else:
+            if decision.propose:
+                proposals.append((policy, decision))
+            else:
+                outcomes.append(_no_change(policy, decision))
+    opened = 0
+    for change in change_sets(proposals, workspace):
+        may_open = settings.max_mrs_per_run is None or opened < settings.max_mrs_per_run
+        written = _write_back(change, settings, workspace, forge, push, may_open)
+        opened += any(o.proposal is not None and o.proposal.status == "created" for o in written)
+        outcomes += written
     return outcomes
 

@@ -1,5 +1,7 @@
-"""Credentials embedded in URLs (https://user:token@host) never reach logs, messages or merge requests."""
+"""Credentials (in URLs such as https://user:token@host, and forge tokens) never reach logs, messages or merge
+requests."""
 
+import logging
 from urllib.parse import urlsplit
 
 
@@ -20,3 +22,30 @@ def redact(url: str, text: str) -> str:
 
 def safe_url(url: str) -> str:
     return redact(url, url)
+
+
+_SECRETS: set[str] = set()
+MASK = "***"
+
+
+def register_secret(secret: str) -> None:
+    """Remember a token read from the environment or a file, so ``scrub`` masks it everywhere."""
+    if len(secret) >= 4:
+        _SECRETS.add(secret)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every registered secret masked."""
+    for secret in _SECRETS:
+        text = text.replace(secret, MASK)
+    return text
+
+
+class ScrubFilter(logging.Filter):
+    """A logging filter that masks registered secrets in every record, arguments included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _SECRETS:
+            record.msg = scrub(record.getMessage())
+            record.args = None
+        return True

@@ -1,5 +1,7 @@
 """One reconcile pass against a real bare git remote and a real MLflow store (sqlite)."""
 
+import json
+import logging
 import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -11,12 +13,14 @@ import yaml
 from controller.cli import main
 from controller.demo.history import generate
 from controller.demo.run import SCENARIOS
+from controller.gitops.forge import ForgeSettings
 from controller.policy.validate import validate_paths
 from controller.reconcile import Outcome, Settings, reconcile
 from controller.telemetry import mlflow_store
 from controller.telemetry.mlflow_store import MlflowTelemetry
 
 from .conftest import PROJECT, example_policy, git, make_remote, recorded_push_options
+from .fakeforges import fake_forge
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
 GHOST = example_policy("fraud-detector").replace("name: fraud-detector", "name: ghost-model")
@@ -53,10 +57,14 @@ def by_policy(outcomes: list[Outcome]) -> dict[str, Outcome]:
     return {o.policy: o for o in outcomes}
 
 
-def test_first_pass_opens_merge_request_with_push_options(tmp_path: Path, mlflow_uri: str) -> None:
+def test_first_pass_opens_merge_request_with_push_options(tmp_path: Path, mlflow_uri: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("GREENOPS_FORGE_TOKEN", "GITLAB_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
     remote = make_remote(tmp_path, repo_files())
     main_before = git("rev-parse", "main", cwd=remote)
-    outcomes = by_policy(reconcile(settings(remote, tmp_path, mlflow_uri), push=True))
+    gitlab = replace(settings(remote, tmp_path, mlflow_uri), forge=ForgeSettings("gitlab", project="team/gitops"))
+    outcomes = by_policy(reconcile(gitlab, push=True))
 
     churn = outcomes["churn-predictor"]
     assert churn.status == "ok" and churn.proposal and churn.proposal.status == "created"
@@ -81,10 +89,20 @@ def test_first_pass_opens_merge_request_with_push_options(tmp_path: Path, mlflow
     assert "merge_request.create" in churn_push and "merge_request.target=main" in churn_push
     description = next(o for o in churn_push if o.startswith("merge_request.description="))
     assert "\n" not in description and "\\n| | Current | Proposed |\\n" in description
+    assert "```mermaid\\nxychart-beta" in description and "merge_request.label=greenops" in churn_push
 
-    record = (tmp_path / "state" / "merge-requests" / "churn-predictor.md").read_text()
+
+def test_the_local_forge_keeps_the_merge_request_where_mr_show_finds_it(
+        tmp_path: Path, mlflow_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+    remote = make_remote(tmp_path, repo_files())
+    outcomes = by_policy(reconcile(settings(remote, tmp_path, mlflow_uri), push=True))
+    churn = outcomes["churn-predictor"]
+    assert churn.proposal and churn.proposal.status == "created" and recorded_push_options(remote)[0] == []
+    assert main(["mr", "show", "churn-predictor", "--state-dir", str(tmp_path / "state")]) == 0
+    record = capsys.readouterr().out
     assert record.startswith(f"# {churn.title}") and "| Retrains per month | 30.0 |" in record
-    assert "```diff" in record
+    assert "_State: open · !1 · greenops/churn-predictor → main" in record and "```diff" in record
+    assert main(["mr", "show", "nope", "--state-dir", str(tmp_path / "state")]) == 1
 
 
 def test_second_pass_without_new_telemetry_adds_no_commit(tmp_path: Path, mlflow_uri: str) -> None:
@@ -122,7 +140,7 @@ def test_human_commit_on_bot_branch_is_never_overwritten(tmp_path: Path, mlflow_
     human_tip = git("rev-parse", "greenops/churn-predictor", cwd=remote)
 
     outcome = by_policy(reconcile(settings(remote, tmp_path, mlflow_uri), push=True))["churn-predictor"]
-    assert outcome.status == "stalled" and "Bob <bob@example.com>" in outcome.message
+    assert outcome.proposal and outcome.proposal.status == "held" and "Bob <bob@example.com>" in outcome.message
     assert git("rev-parse", "greenops/churn-predictor", cwd=remote) == human_tip
 
 
@@ -154,7 +172,8 @@ def test_unreachable_repository_is_a_clear_user_error(tmp_path: Path, mlflow_uri
 def test_remote_without_push_options_says_how_to_enable_them(tmp_path: Path, mlflow_uri: str) -> None:
     remote = make_remote(tmp_path, repo_files())
     git("config", "receive.advertisePushOptions", "false", cwd=remote)
-    outcome = by_policy(reconcile(settings(remote, tmp_path, mlflow_uri), push=True))["churn-predictor"]
+    gitlab = replace(settings(remote, tmp_path, mlflow_uri), forge=ForgeSettings("gitlab", project="team/gitops"))
+    outcome = by_policy(reconcile(gitlab, push=True))["churn-predictor"]
     assert outcome.status == "stalled" and "receive.advertisePushOptions" in outcome.message
 
 
@@ -222,3 +241,32 @@ def test_credentials_in_the_repository_url_are_never_printed(tmp_path: Path, mlf
     captured = capsys.readouterr()
     assert "s3cr3t-token" not in captured.out + captured.err
     assert "cannot clone or fetch http://***@127.0.0.1:9/gitops.git" in captured.out
+
+
+def test_a_forge_token_appears_nowhere(tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """Token in the environment; a pass against the FAKE GitHub, then one where the server refuses it and
+    echoes it back: the token is in no output, log record, commit, merge request or state file."""
+    token = "ghp_TokenThatMustNeverLeak0042"
+    monkeypatch.setenv("GREENOPS_FORGE_TOKEN", token)
+    caplog.set_level(logging.DEBUG)
+    remote = make_remote(tmp_path, repo_files())
+    state = tmp_path / "state"
+    args = ["--log-level", "DEBUG", "reconcile", "--repo", str(remote), "--state-dir", str(state), "--mlflow-uri",
+            mlflow_uri, "--as-of", END.isoformat(), "--trials", "40", "--forge", "github", "--forge-project",
+            "team/gitops"]
+    with fake_forge("github", token) as github:
+        assert main([*args, "--forge-url", github.base]) == 1  # ghost and broken policies are stalled
+        assert len(github.pulls) == 2
+        bodies = json.dumps([github.pulls, github.comments, [body for _, _, body in github.requests]])
+    with fake_forge("github", "rotated") as refusing:
+        main([*args, "--forge-url", refusing.base])
+    printed = capsys.readouterr()
+    assert "refused the token" in printed.out
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    history = git("log", "-p", "--all", cwd=remote)
+    stored = "\n".join(p.read_text(errors="ignore") for p in state.rglob("*") if p.is_file() and p.stat().st_size
+                       < 5_000_000 and p.suffix not in (".db", ".pack", ".idx"))
+    for where, text in {"stdout": printed.out, "stderr": printed.err, "logs": logged, "commits": history,
+                        "merge requests": bodies, "state": stored}.items():
+        assert token not in text, where

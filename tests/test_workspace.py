@@ -21,11 +21,11 @@ def test_failed_push_leaves_the_clone_clean_for_the_next_policy(tmp_path: Path) 
                     '{ echo "rejected $ref" >&2; exit 1; }; done\nexit 0\n')
     workspace = Workspace.open(str(remote), tmp_path / "state")
     with pytest.raises(TransientError, match="rejected refs/heads/greenops/a"):
-        workspace.propose("greenops/a", {A: "a: 1\n"}, "a", "body a", push=True)
+        workspace.propose("greenops/a", {A: "a: 1\n"}, "a\n\nbody a", push=True)
     assert workspace.generated_files(PurePosixPath("manifests/generated")) == set()
     assert not (workspace.root / A).exists() and git("status", "--porcelain", cwd=workspace.root) == ""
 
-    result = workspace.propose("greenops/b", {B: "b: 1\n"}, "b", "body b", push=True)
+    result = workspace.propose("greenops/b", {B: "b: 1\n"}, "b\n\nbody b", push=True)
     assert result.status == "created"
     files = git("ls-tree", "-r", "--name-only", "greenops/b", cwd=remote).split()
     assert files == ["README.md", str(B)]

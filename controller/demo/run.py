@@ -93,6 +93,6 @@ def run_demo(policy_dir: Path, state_root: Path, seed: int, trials: int) -> int:
     settings = Settings(repo_url=str(remote.resolve()), state_dir=demo / "state",
                         mlflow_uri=f"sqlite:///{database.resolve()}", seed=seed, trials=trials, now=simulated_now)
     code = print_outcomes(reconcile(settings, push=True), show_diff=False)
-    _say(f"\nmerge requests are kept in {settings.state_dir / 'merge-requests'}; the branches are in "
-         f"{remote}: git --git-dir {remote} log --oneline --all")
+    _say(f"\nmerge requests: greenops mr list --state-dir {settings.state_dir} (files in "
+         f"{settings.state_dir / 'merge-requests'}); the branches: git --git-dir {remote} log --oneline --all")
     return code

@@ -1,13 +1,14 @@
 """A clone of the GitOps repository that greenops writes proposals into. The only GitPython import.
 
-Per policy the branch ``greenops/<name>`` is rebuilt as *target + one bot commit*. Nothing is
-committed or pushed when the bytes are unchanged, and a branch holding anyone else's commits
-is never overwritten (``--force-with-lease`` guards against races with the remote as well).
+Per proposal the branch ``greenops/<name>`` is rebuilt as *target + one bot commit* (so a moved
+target is followed). Nothing is committed or pushed when the bytes are unchanged, and a branch
+holding anyone else's commits is never overwritten (``--force-with-lease`` guards against races
+with the remote as well).
 """
 
 import hashlib
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -18,27 +19,21 @@ from controller.redact import redact
 
 BOT_NAME = "greenops"
 BOT_EMAIL = "greenops@users.noreply"
-MAX_PUSH_OPTION_BYTES = 60_000
 
 
 @dataclass(frozen=True)
 class ProposalResult:
     branch: str
-    status: str  # "in-sync" | "unchanged" | "created" | "updated" | "planned"
+    status: str  # "in-sync" | "unchanged" | "created" | "updated" | "planned" | "held"
     diff: str
     commit: str | None
+    humans: tuple[str, ...] = ()  # "held": commits on the branch that greenops did not make
 
 
 def _git_lines(err: git.GitCommandError) -> list[str]:
     """Git's own message lines (GitPython wraps stderr as ``stderr: '...'``)."""
     lines = [line.strip().removeprefix("stderr:").strip(" '") for line in str(err.stderr or err).splitlines()]
     return [line for line in lines if line and not line.startswith("Cloning into")] or ["git failed"]
-
-
-def push_option_text(text: str) -> str:
-    """GitLab turns a literal backslash-n into a newline; push options cannot hold real ones."""
-    encoded = text.replace("\r", "").replace("\n", "\\n")
-    return encoded.encode()[:MAX_PUSH_OPTION_BYTES].decode(errors="ignore")
 
 
 class Workspace:
@@ -102,20 +97,20 @@ class Workspace:
         return [f"{c.hexsha[:8]} by {c.author.name} <{c.author.email}>" for c in commits
                 if c.author.email != BOT_EMAIL or c.committer.email != BOT_EMAIL]
 
-    def propose(self, branch: str, files: Mapping[PurePosixPath, str], subject: str, description: str,
-                push: bool) -> ProposalResult:
-        """Put ``files`` on ``branch`` as target + one commit; push with GitLab merge-request options.
+    def propose(self, branch: str, files: Mapping[PurePosixPath, str], message: str, push: bool,
+                push_options: Sequence[str] = ()) -> ProposalResult:
+        """Put ``files`` on ``branch`` as target + one commit with ``message``; push it with ``push_options``.
 
-        Whatever happens, the clone is back on the target afterwards, so one policy's failure never
-        leaks into the next policy's proposal.
+        A branch holding anyone else's commits is left alone ("held"). Whatever happens, the clone is
+        back on the target afterwards, so one policy's failure never leaks into the next proposal.
         """
         try:
-            return self._propose(branch, files, subject, description, push)
+            return self._propose(branch, files, message, push, push_options)
         finally:
             self.checkout_target()
 
-    def _propose(self, branch: str, files: Mapping[PurePosixPath, str], subject: str, description: str,
-                 push: bool) -> ProposalResult:
+    def _propose(self, branch: str, files: Mapping[PurePosixPath, str], message: str, push: bool,
+                 push_options: Sequence[str]) -> ProposalResult:
         self.checkout_target()
         base = self.repo.head.commit.hexsha
         for relative, text in files.items():
@@ -131,31 +126,35 @@ class Workspace:
         if remote_sha is not None:
             humans = self._human_commits(remote_sha, base)
             if humans:
-                raise StalledError(f"branch {branch} has commits greenops did not make ({'; '.join(humans)}); "
-                                   "greenops will not overwrite them: merge or delete the branch")
+                return ProposalResult(branch, "held", diff, remote_sha, tuple(humans))
             remote = self.repo.commit(remote_sha)
             if remote.tree.hexsha == tree and [p.hexsha for p in remote.parents] == [base]:
                 return ProposalResult(branch, "unchanged", diff, remote_sha)
         if not push:
             return ProposalResult(branch, "planned", diff, None)
-        sha = self._commit(subject, description)
-        self._push(branch, sha, remote_sha, subject, description)
+        sha = self._commit(message)
+        self._push(branch, sha, remote_sha, push_options)
         return ProposalResult(branch, "updated" if remote_sha else "created", diff, sha)
 
-    def _commit(self, subject: str, description: str) -> str:
+    def _commit(self, message: str) -> str:
         actor = git.Actor(BOT_NAME, BOT_EMAIL)
-        commit = self.repo.index.commit(f"{subject}\n\n{description}", author=actor, committer=actor)
+        commit = self.repo.index.commit(message, author=actor, committer=actor)
         return commit.hexsha
 
-    def _push(self, branch: str, sha: str, expected: str | None, subject: str, description: str) -> None:
-        options = [
-            "merge_request.create",
-            f"merge_request.target={self.target}",
-            f"merge_request.title={push_option_text(subject)}",
-            f"merge_request.description={push_option_text(description)}",
-        ]
+    def contains(self, sha: str) -> bool:
+        """Whether commit ``sha`` is on the target branch (its merge request was merged)."""
+        base = self._ref(self.target)
+        try:
+            return base is not None and self.repo.is_ancestor(self.repo.commit(sha), self.repo.commit(base))
+        except (git.GitCommandError, ValueError):
+            return False
+
+    def branch_head(self, branch: str) -> str | None:
+        return self._ref(branch)
+
+    def _push(self, branch: str, sha: str, expected: str | None, push_options: Sequence[str]) -> None:
         args = [f"--force-with-lease=refs/heads/{branch}:{expected or ''}"]
-        for option in options:
+        for option in push_options:
             args += ["--push-option", option]
         try:
             self.repo.git.push(*args, "origin", f"{sha}:refs/heads/{branch}")

@@ -98,6 +98,7 @@ class Policy:
     min_saving_percent: float
     promotion: Promotion = Promotion(0.0, DEFAULT_MAX_MIN_GAIN, None)
     training: Training = Training(None, None, None)
+    proposal_group: str | None = None  # policies of one group share one merge request
 
 
 def expand_hours(items: list[Any] | None) -> frozenset[int]:
@@ -198,4 +199,5 @@ def policy_from_data(data: dict[str, Any], source_file: Path, source_line: int =
         min_saving_percent=float(proposal.get("minSavingPercent", 10)),
         promotion=_promotion(spec.get("promotion", {})),
         training=_training(spec.get("training")),
+        proposal_group=proposal.get("group"),
     )

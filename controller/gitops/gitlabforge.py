@@ -1,0 +1,101 @@
+"""GitLab: merge requests through git push options, the REST API (python-gitlab) for the rest.
+
+The only python-gitlab import. Push options create and update the merge request in the same push
+as the commit (title, description, target, labels, draft, remove-source-branch), so greenops works
+with nothing more than push access. With a token it also reads whether a merge request was merged
+or closed (a closed one is a declined proposal) and leaves notes; without one it cannot tell, and
+says so in the log.
+"""
+
+import logging
+
+import gitlab
+import gitlab.exceptions
+import requests
+
+from controller.errors import StalledError, TransientError
+from controller.gitops.forge import MergeRequest, Submission
+from controller.redact import scrub
+
+log = logging.getLogger("greenops.forge")
+
+MAX_PUSH_OPTION_BYTES = 60_000  # GitLab refuses a push option over 64 KiB
+STATES = {"opened": "open", "locked": "open", "merged": "merged", "closed": "closed"}
+
+
+def push_option_text(text: str) -> str:
+    """GitLab turns a literal backslash-n into a newline; push options cannot hold real ones."""
+    encoded = text.replace("\r", "").replace("\n", "\\n")
+    return encoded.encode()[:MAX_PUSH_OPTION_BYTES].decode(errors="ignore")
+
+
+class GitLabForge:
+    name = "gitlab"
+
+    def __init__(self, api_url: str, project: str, token: str | None, labels: tuple[str, ...]) -> None:
+        self.api_url, self.project_path, self.labels = api_url, project, labels
+        self._client = gitlab.Gitlab(api_url, private_token=token, timeout=30, retry_transient_errors=False) \
+            if token else None
+
+    def push_options(self, submission: Submission, creating: bool) -> list[str]:
+        options = ["merge_request.create"] if creating else []
+        options += [f"merge_request.target={submission.target}",
+                    f"merge_request.title={push_option_text(submission.title)}",
+                    f"merge_request.description={push_option_text(submission.body)}",
+                    "merge_request.remove_source_branch",
+                    *(f"merge_request.label={label}" for label in submission.labels)]
+        if submission.draft:
+            options.append("merge_request.draft")
+        return options
+
+    def _call(self, what: str, function: object, *args: object, **kwargs: object) -> object:
+        assert callable(function)
+        try:
+            return function(*args, **kwargs)
+        except gitlab.exceptions.GitlabAuthenticationError as err:
+            raise StalledError(f"GitLab at {self.api_url} refused the token ({what}): {scrub(str(err))}; "
+                               "check GREENOPS_FORGE_TOKEN (scope api)") from err
+        except gitlab.exceptions.GitlabError as err:
+            if err.response_code in (403, 404):
+                raise StalledError(f"GitLab at {self.api_url} cannot {what} in {self.project_path} "
+                                   f"({err.response_code}); check --forge-project and the token's access") from err
+            raise TransientError(f"GitLab at {self.api_url} failed to {what}: {scrub(str(err))}") from err
+        except requests.RequestException as err:
+            raise TransientError(f"GitLab at {self.api_url} is unreachable ({what}): {scrub(str(err))}") from err
+
+    def _project(self) -> object:
+        assert self._client is not None
+        return self._call("read the project", self._client.projects.get, self.project_path, lazy=True)
+
+    def find(self, branch: str) -> MergeRequest | None:
+        if self._client is None:
+            log.info("no GitLab token: cannot tell whether the merge request of %s was merged or closed", branch)
+            return None
+        found = self._call("list merge requests", self._project().mergerequests.list,  # type: ignore[attr-defined]
+                           source_branch=branch, order_by="created_at", sort="desc", per_page=1, get_all=False)
+        assert isinstance(found, list)
+        return _request(found[0]) if found else None
+
+    def submit(self, submission: Submission, existing: MergeRequest | None) -> MergeRequest:
+        """The push options did the work; read the result back when a token allows it."""
+        if self._client is not None:
+            found = self.find(submission.branch)
+            if found is not None:
+                return found
+        return MergeRequest(submission.branch, "open", submission.title, submission.body,
+                            existing.number if existing else "?", None, submission.draft)
+
+    def comment(self, request: MergeRequest, text: str) -> None:
+        if self._client is None:
+            log.warning("no GitLab token: cannot leave a note on the merge request of %s: %s", request.branch, text)
+            return
+        merge_request = self._call("read the merge request", self._project().mergerequests.get,  # type: ignore[attr-defined]
+                                   request.number.lstrip("!"), lazy=True)
+        self._call("comment", merge_request.notes.create, {"body": text})  # type: ignore[attr-defined]
+
+
+def _request(merge_request: object) -> MergeRequest:
+    data = merge_request.attributes  # type: ignore[attr-defined]
+    return MergeRequest(data["source_branch"], STATES.get(data["state"], "open"), data.get("title") or "",
+                        data.get("description") or "", f"!{data['iid']}", data.get("web_url"),
+                        bool(data.get("draft") or data.get("work_in_progress")), data.get("sha"))

@@ -1,0 +1,143 @@
+"""Write-back: one branch and one merge request per proposal, updated idempotently and safely.
+
+The flat list of steps for one change set (one policy, or a group of policies):
+1. find the newest merge request of the branch; for the local forge, git tells whether it was merged
+   (its commit reached the target) or closed (its branch was deleted without merge);
+2. a closed request is a declined proposal: propose again only when the decision changed materially
+   (the declined settings are read back from the request's hidden block);
+3. rebuild the branch as target + one bot commit; unchanged bytes mean no commit, no push and no API
+   write; a human commit on the branch means hands off, with one note on the merge request;
+4. push (with the forge's push options) and open or update the merge request; new requests are
+   capped per pass (``--max-mrs-per-run``).
+"""
+
+import json
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+from controller.decision import Decision, Forecast
+from controller.gitops.forge import Forge, MergeRequest, Submission
+from controller.gitops.localforge import LocalForge, record_name
+from controller.gitops.mr import MACHINE_BLOCK
+from controller.gitops.workspace import ProposalResult, Workspace
+from controller.policy.model import Policy
+from controller.state import write_atomic
+
+MATERIAL_COMPLIANCE_CHANGE = 0.01  # a point of predicted SLO compliance
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """What one merge request proposes."""
+
+    branch: str
+    policies: tuple[Policy, ...]
+    decisions: tuple[Decision, ...]
+    files: dict[PurePosixPath, str]
+    title: str
+    body: str
+    draft: bool
+
+
+@dataclass(frozen=True)
+class WriteBack:
+    status: str  # in-sync | unchanged | created | updated | planned | deferred | declined | held
+    branch: str
+    message: str
+    diff: str = ""
+    commit: str | None = None
+    request: MergeRequest | None = None
+
+
+def declined_proposals(body: str) -> dict[str, dict[str, object]]:
+    """The proposals a closed merge request held, by policy, from its hidden block."""
+    match = re.search(rf"<!-- {MACHINE_BLOCK} (\{{.*?\}}) -->", body, re.S)
+    if not match:
+        return {}
+    try:
+        block = json.loads(match.group(1))
+    except ValueError:
+        return {}
+    proposals = block.get("proposals", [block]) if isinstance(block, dict) else []
+    return {str(p["policy"]): p["proposed"] for p in proposals
+            if isinstance(p, dict) and "policy" in p and isinstance(p.get("proposed"), dict)}
+
+
+def _settings(forecast: dict[str, object]) -> tuple[object, object, object]:
+    return forecast.get("schedule"), forecast.get("promotion_min_gain"), forecast.get("training_window_days")
+
+
+def materially_different(declined: dict[str, object], proposed: Forecast, policy: Policy) -> bool:
+    """Other settings, and an energy figure that moved by minSavingPercent or compliance by a point."""
+    now = {"schedule": proposed.schedule, "promotion_min_gain": proposed.promotion_min_gain,
+           "training_window_days": proposed.training_window_days}
+    if _settings(declined) == _settings(now):
+        return False
+    energy = declined.get("energy_kwh_per_period")
+    compliance = declined.get("compliance_lower")
+    if not isinstance(energy, float | int) or not isinstance(compliance, float | int):
+        return True
+    threshold = max(abs(energy), 1e-9) * policy.min_saving_percent / 100
+    energy_moved = abs(proposed.energy_kwh_per_period - energy) >= threshold
+    return energy_moved or abs(proposed.compliance_lower - compliance) >= MATERIAL_COMPLIANCE_CHANGE
+
+
+def _still_declined(request: MergeRequest, change: ChangeSet) -> bool:
+    declined = declined_proposals(request.body)
+    return all(p.name in declined and not materially_different(declined[p.name], d.proposed, p)
+               for p, d in zip(change.policies, change.decisions, strict=True))
+
+
+def _with_git_state(workspace: Workspace, forge: Forge, request: MergeRequest | None) -> MergeRequest | None:
+    """The local forge learns from git whether its open request was merged, or closed by deleting the branch."""
+    if not isinstance(forge, LocalForge) or request is None or request.state != "open" or request.head is None:
+        return request
+    if workspace.contains(request.head):
+        return forge.mark(request, "merged")
+    if workspace.branch_head(request.branch) is None:
+        return forge.mark(request, "closed")
+    return request
+
+
+def _hold(forge: Forge, request: MergeRequest | None, result: ProposalResult, state_dir: Path) -> WriteBack:
+    """Hands off a branch with human commits; one note per set of human commits, not one per pass."""
+    humans = "; ".join(result.humans)
+    marker = state_dir / "held" / f"{record_name(result.branch)}.txt"
+    if request is not None and request.state == "open" and _read(marker) != humans:
+        forge.comment(request, f"greenops found commits it did not make on `{result.branch}` ({humans}). It "
+                      "will not update this merge request until they are merged or the branch is deleted.")
+        write_atomic(marker, humans)
+    return WriteBack("held", result.branch, f"branch {result.branch} has commits greenops did not make ({humans}); "
+                     "left untouched until they are merged or the branch is deleted", result.diff, None, request)
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def ensure_merge_request(workspace: Workspace, forge: Forge, change: ChangeSet, labels: tuple[str, ...],
+                         push: bool, may_open: bool, state_dir: Path) -> WriteBack:
+    """Bring the branch and merge request of ``change`` up to date (see the module docstring)."""
+    existing = _with_git_state(workspace, forge, forge.find(change.branch))
+    if existing is not None and existing.state == "closed" and _still_declined(existing, change):
+        return WriteBack("declined", change.branch, f"the same proposal was declined ({existing.number} closed "
+                         "without merge); greenops proposes again only when the decision changes materially",
+                         request=existing)
+    open_request = existing if existing is not None and existing.state == "open" else None
+    submission = Submission(change.branch, workspace.target, change.title, change.body, change.draft, labels, "")
+    allowed = push and (open_request is not None or may_open)
+    result = workspace.propose(change.branch, change.files, f"{change.title}\n\n{change.body}", allowed,
+                               forge.push_options(submission, creating=open_request is None))
+    if result.status == "held":
+        return _hold(forge, open_request, result, state_dir)
+    if result.status == "in-sync" and open_request is not None and isinstance(forge, LocalForge):
+        forge.mark(open_request, "merged")  # squash-merged: the target has the files, not the commit
+    if result.status == "planned" and push:
+        return WriteBack("deferred", change.branch, "--max-mrs-per-run reached: proposed on a later pass",
+                         result.diff)
+    if result.status not in ("created", "updated"):
+        return WriteBack(result.status, change.branch, "", result.diff, result.commit, open_request)
+    request = forge.submit(replace(submission, diff=result.diff, head=result.commit), open_request)
+    return WriteBack("updated" if open_request else "created", change.branch, "", result.diff, result.commit,
+                     request)

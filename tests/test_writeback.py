@@ -1,0 +1,190 @@
+"""Write-back against real bare git remotes (a hook records push options) and the local forge.
+
+Decisions come from the real decision code on synthetic histories, so these tests exercise branch and
+merge-request handling without MLflow; test_reconcile covers the whole pass.
+"""
+
+from dataclasses import replace
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.costmodel import fit_cost_model
+from controller.decision import Decision
+from controller.gitops import mr
+from controller.gitops.forge import ForgeSettings, open_forge
+from controller.gitops.localforge import LocalForge
+from controller.gitops.workspace import Workspace
+from controller.gitops.writeback import ChangeSet, WriteBack, declined_proposals, ensure_merge_request
+from controller.optimize.decide import decide
+from controller.policy.model import Policy
+from controller.reconcile import change_sets
+
+from .conftest import git, make_remote, recorded_push_options
+from .test_decide import make_history, make_policy
+
+LABELS = ("greenops", "energy")
+
+
+@cache
+def proposal(decay: float = 0.002, name: str = "fraud-detector", group: str | None = None) -> tuple[Policy, Decision]:
+    policy = replace(make_policy(schedule__minInterval="1d", schedule__maxInterval="10d"), name=name,
+                     proposal_group=group, source_file=f"policies/{name}.yaml")
+    history = make_history(decay)
+    decision = decide(policy, history, [fit_cost_model(history, 0.9, policy.slo_window, 7, 250.0)], 7, 60)
+    assert decision.propose
+    return policy, replace(decision, policy=name)
+
+
+def setup(tmp_path: Path) -> tuple[Path, Workspace, LocalForge]:
+    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
+    return remote, Workspace.open(str(remote), tmp_path / "state"), LocalForge(tmp_path / "state")
+
+
+def change_for(workspace: Workspace, *members: tuple[Policy, Decision]) -> ChangeSet:
+    (change,) = change_sets(list(members), workspace)
+    return change
+
+
+def write(workspace: Workspace, forge: LocalForge, change: ChangeSet, tmp_path: Path, push: bool = True,
+          may_open: bool = True) -> WriteBack:
+    workspace.repo.remotes.origin.fetch(prune=True)
+    return ensure_merge_request(workspace, forge, change, LABELS, push, may_open, tmp_path / "state")
+
+
+def test_first_proposal_then_unchanged_rerun_then_updated_proposal(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    first = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert first.status == "created" and first.request and first.request.number == "!1"
+    assert git("log", "-1", "--format=%an <%ae>", "greenops/fraud-detector", cwd=remote) == \
+        "greenops <greenops@users.noreply>"
+    again = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert again.status == "unchanged" and len(git("rev-list", "--all", cwd=remote).split()) == 2
+    updated = write(workspace, forge, change_for(workspace, proposal(0.008)), tmp_path)
+    assert updated.status == "updated" and updated.request and updated.request.number == "!1"
+    assert git("rev-list", "--count", "main..greenops/fraud-detector", cwd=remote) == "1"
+    assert recorded_push_options(remote) == [[], []]  # the local forge needs none
+    (listed,) = forge.all()
+    assert listed.state == "open" and listed.head == updated.commit
+
+
+def test_a_moved_target_is_followed_and_a_merge_is_recognised(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    human = tmp_path / "human"
+    git("clone", "--quiet", str(remote), str(human))
+    (human / "OTHER.md").write_text("unrelated work\n")
+    git("add", ".", cwd=human)
+    git("-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "--quiet", "-m", "other", cwd=human)
+    git("push", "--quiet", "origin", "main", cwd=human)
+    moved = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert moved.status == "updated"
+    assert git("merge-base", "main", "greenops/fraud-detector", cwd=remote) == git("rev-parse", "main", cwd=remote)
+    git("pull", "--quiet", "--no-rebase", "origin", "greenops/fraud-detector", cwd=human)
+    git("push", "--quiet", "origin", "main", cwd=human)
+    merged = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert merged.status == "in-sync" and forge.all()[0].state == "merged"
+
+
+def test_human_commit_stops_the_bot_with_one_note(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    human = tmp_path / "human"
+    git("clone", "--quiet", "--branch", "greenops/fraud-detector", str(remote), str(human))
+    (human / "NOTES.md").write_text("wait for the quarter close\n")
+    git("add", ".", cwd=human)
+    git("-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "--quiet", "-m", "hold", cwd=human)
+    git("push", "--quiet", "origin", "greenops/fraud-detector", cwd=human)
+    tip = git("rev-parse", "greenops/fraud-detector", cwd=remote)
+    for decay in (0.006, 0.004):
+        held = write(workspace, forge, change_for(workspace, proposal(decay)), tmp_path)
+        assert held.status == "held" and "Bob <bob@example.com>" in held.message
+    assert git("rev-parse", "greenops/fraud-detector", cwd=remote) == tip
+    record = (tmp_path / "state" / "merge-requests" / "fraud-detector.md").read_text()
+    assert record.count("greenops found commits it did not make") == 1
+
+
+def test_a_declined_proposal_is_not_reopened_until_it_changes_materially(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    first = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert main(["mr", "close", "fraud-detector", "--state-dir", str(tmp_path / "state")]) == 0
+    assert "declined" in capsys.readouterr().out
+    assert declined_proposals(forge.all()[0].body)["fraud-detector"]["schedule"] == proposal()[1].proposed.schedule
+    same = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert same.status == "declined" and git("rev-parse", "greenops/fraud-detector", cwd=remote) == first.commit
+    fast = write(workspace, forge, change_for(workspace, proposal(0.012)), tmp_path)
+    assert fast.status in ("created", "updated") and fast.request and fast.request.number == "!2"
+    assert main(["mr", "list", "--state-dir", str(tmp_path / "state")]) == 0
+    listing = capsys.readouterr().out
+    assert "fraud-detector" in listing and " open " in listing
+
+
+def test_grouped_policies_share_one_branch_and_merge_request(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    members = [proposal(name="fraud-detector", group="payments"), proposal(0.004, name="card-risk", group="payments")]
+    (change,) = change_sets(members, workspace)
+    assert change.branch == "greenops/group-payments" and len(change.files) == 4  # 2 CronJobs, 2 kustomizations
+    result = write(workspace, forge, change, tmp_path)
+    assert result.status == "created" and "new schedules for 2 models" in change.title
+    assert set(declined_proposals(change.body)) == {"fraud-detector", "card-risk"}
+    files = git("ls-tree", "-r", "--name-only", "greenops/group-payments", cwd=remote).splitlines()
+    assert "manifests/generated/payments-ml/card-risk.cronjob.yaml" in files
+
+
+def test_new_merge_requests_are_capped_but_updates_go_through(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    deferred = write(workspace, forge, change_for(workspace, proposal()), tmp_path, may_open=False)
+    assert deferred.status == "deferred" and "greenops/" not in git("branch", "--all", cwd=remote)
+    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    update = write(workspace, forge, change_for(workspace, proposal(0.008)), tmp_path, may_open=False)
+    assert update.status == "updated"
+
+
+def test_rejected_push_writes_nothing_and_is_retried(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    hook = remote / "hooks" / "pre-receive"
+    recording = hook.read_text()
+    hook.write_text("#!/bin/sh\necho 'quota exceeded' >&2\nexit 1\n")
+    with pytest.raises(Exception, match="quota exceeded"):
+        write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert forge.all() == [] and "greenops/" not in git("branch", "--all", cwd=remote)
+    hook.write_text(recording)
+    assert write(workspace, forge, change_for(workspace, proposal()), tmp_path).status == "created"
+
+
+def test_gitlab_push_options_create_then_update_with_labels_and_draft(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("GREENOPS_FORGE_TOKEN", "GITLAB_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
+    workspace = Workspace.open(str(remote), tmp_path / "state")
+    forge = open_forge(ForgeSettings("gitlab", project="team/gitops"), str(remote), tmp_path / "state")
+    change = replace(change_for(workspace, proposal()), draft=True, body="line one\nline two")
+    assert ensure_merge_request(workspace, forge, change, LABELS, True, True, tmp_path).status == "created"
+    (options,) = recorded_push_options(remote)
+    assert options[:2] == ["merge_request.create", "merge_request.target=main"]
+    assert "merge_request.description=line one\\nline two" in options
+    assert {"merge_request.label=greenops", "merge_request.label=energy", "merge_request.draft",
+            "merge_request.remove_source_branch"} <= set(options)
+
+
+def test_the_body_fits_the_forge_limit_by_trimming_evidence_never_the_table() -> None:
+    policy, decision = proposal()
+    full = mr.body(policy, decision)
+    assert "```mermaid\nxychart-beta" in full and "**Confidence: high**" in full
+    limit = len(full.encode()) - 300
+    short = mr.body(policy, decision, limit=limit)
+    assert len(short.encode()) <= limit and "evidence lines trimmed" in short
+    assert short.split("**Why:**")[0] == full.split("**Why:**")[0]  # the table is whole
+    assert declined_proposals(short) == declined_proposals(full)  # and so is the hidden block
+
+
+def test_low_confidence_proposals_are_opened_as_drafts(tmp_path: Path) -> None:
+    _, workspace, _ = setup(tmp_path)
+    policy, decision = proposal()
+    thin = replace(decision, evidence=replace(decision.evidence, prior="thin history: 2 training runs"))
+    assert mr.confidence(policy, thin) == ("low", ["the history is thin (conservative prior)"])
+    assert change_for(workspace, (policy, thin)).draft and not change_for(workspace, (policy, decision)).draft
