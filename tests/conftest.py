@@ -73,3 +73,13 @@ def remote_factory(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
 
 def example_policy(name: str = "fraud-detector") -> str:
     return (PROJECT / "policies" / f"{name}.yaml").read_text()
+
+
+def human_commit(remote: Path, branch: str, work: Path, file: str = "NOTES.md") -> str:
+    """Bob (not the bot) clones ``branch`` into ``work``, commits ``file`` and pushes; returns the new tip."""
+    git("clone", "--quiet", "--branch", branch, str(remote), str(work))
+    (work / file).write_text("wait for the quarter close\n")
+    git("add", ".", cwd=work)
+    git("-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "--quiet", "-m", "hold", cwd=work)
+    git("push", "--quiet", "origin", branch, cwd=work)
+    return git("rev-parse", branch, cwd=remote)

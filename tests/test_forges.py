@@ -11,7 +11,7 @@ from controller.gitops.forge import ForgeSettings, open_forge, project_from_url
 from controller.gitops.workspace import Workspace
 from controller.gitops.writeback import ensure_merge_request
 
-from .conftest import git, make_remote, recorded_push_options
+from .conftest import human_commit, make_remote, recorded_push_options
 from .fakeforges import add_gitlab_merge_request, fake_forge
 from .test_writeback import LABELS, change_for, proposal
 
@@ -106,12 +106,7 @@ def test_gitlab_reads_state_and_leaves_one_note_on_a_held_branch(tmp_path: Path,
         created = ensure_merge_request(workspace, forge, change, LABELS, True, True, tmp_path)
         assert created.status == "created" and recorded_push_options(remote)[0][0] == "merge_request.create"
         add_gitlab_merge_request(gitlab, "team/gitops", change.branch, "opened", change.body)  # what the push did
-        human = tmp_path / "human"
-        git("clone", "--quiet", "--branch", change.branch, str(remote), str(human))
-        (human / "NOTES.md").write_text("hold\n")
-        git("add", ".", cwd=human)
-        git("-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "--quiet", "-m", "hold", cwd=human)
-        git("push", "--quiet", "origin", change.branch, cwd=human)
+        human_commit(remote, change.branch, tmp_path / "human")
         for _ in range(2):
             workspace.repo.remotes.origin.fetch()
             held = ensure_merge_request(workspace, forge, change_for(workspace, proposal(0.008)), LABELS, True, True,

@@ -19,7 +19,7 @@ from controller.reconcile import Outcome, Settings, reconcile
 from controller.telemetry import mlflow_store
 from controller.telemetry.mlflow_store import MlflowTelemetry
 
-from .conftest import PROJECT, example_policy, git, make_remote, recorded_push_options
+from .conftest import PROJECT, example_policy, git, human_commit, make_remote, recorded_push_options
 from .fakeforges import fake_forge
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
@@ -131,13 +131,7 @@ def test_plan_shows_the_diff_and_pushes_nothing(tmp_path: Path, mlflow_uri: str,
 def test_human_commit_on_bot_branch_is_never_overwritten(tmp_path: Path, mlflow_uri: str) -> None:
     remote = make_remote(tmp_path, repo_files())
     reconcile(settings(remote, tmp_path, mlflow_uri), push=True)
-    clone = tmp_path / "human"
-    git("clone", "--quiet", "--branch", "greenops/churn-predictor", str(remote), str(clone))
-    (clone / "NOTES.md").write_text("please wait for the quarter close\n")
-    git("add", "NOTES.md", cwd=clone)
-    git("-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "--quiet", "-m", "hold", cwd=clone)
-    git("push", "--quiet", "origin", "greenops/churn-predictor", cwd=clone)
-    human_tip = git("rev-parse", "greenops/churn-predictor", cwd=remote)
+    human_tip = human_commit(remote, "greenops/churn-predictor", tmp_path / "human")
 
     outcome = by_policy(reconcile(settings(remote, tmp_path, mlflow_uri), push=True))["churn-predictor"]
     assert outcome.proposal and outcome.proposal.status == "held" and "Bob <bob@example.com>" in outcome.message

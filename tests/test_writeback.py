@@ -22,7 +22,7 @@ from controller.optimize.decide import decide
 from controller.policy.model import Policy
 from controller.reconcile import change_sets
 
-from .conftest import git, make_remote, recorded_push_options
+from .conftest import git, human_commit, make_remote, recorded_push_options
 from .test_decide import make_history, make_policy
 
 LABELS = ("greenops", "energy")
@@ -74,11 +74,7 @@ def test_a_moved_target_is_followed_and_a_merge_is_recognised(tmp_path: Path) ->
     remote, workspace, forge = setup(tmp_path)
     write(workspace, forge, change_for(workspace, proposal()), tmp_path)
     human = tmp_path / "human"
-    git("clone", "--quiet", str(remote), str(human))
-    (human / "OTHER.md").write_text("unrelated work\n")
-    git("add", ".", cwd=human)
-    git("-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "--quiet", "-m", "other", cwd=human)
-    git("push", "--quiet", "origin", "main", cwd=human)
+    human_commit(remote, "main", human, "OTHER.md")
     moved = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
     assert moved.status == "updated"
     assert git("merge-base", "main", "greenops/fraud-detector", cwd=remote) == git("rev-parse", "main", cwd=remote)
@@ -91,13 +87,7 @@ def test_a_moved_target_is_followed_and_a_merge_is_recognised(tmp_path: Path) ->
 def test_human_commit_stops_the_bot_with_one_note(tmp_path: Path) -> None:
     remote, workspace, forge = setup(tmp_path)
     write(workspace, forge, change_for(workspace, proposal()), tmp_path)
-    human = tmp_path / "human"
-    git("clone", "--quiet", "--branch", "greenops/fraud-detector", str(remote), str(human))
-    (human / "NOTES.md").write_text("wait for the quarter close\n")
-    git("add", ".", cwd=human)
-    git("-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "--quiet", "-m", "hold", cwd=human)
-    git("push", "--quiet", "origin", "greenops/fraud-detector", cwd=human)
-    tip = git("rev-parse", "greenops/fraud-detector", cwd=remote)
+    tip = human_commit(remote, "greenops/fraud-detector", tmp_path / "human")
     for decay in (0.006, 0.004):
         held = write(workspace, forge, change_for(workspace, proposal(decay)), tmp_path)
         assert held.status == "held" and "Bob <bob@example.com>" in held.message
