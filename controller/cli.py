@@ -98,7 +98,7 @@ def _run_pass(args: argparse.Namespace, push: bool) -> int:
 
     outcomes = reconcile(_settings(args), push=push)
     if args.output == "json":
-        print(_outcomes_json(outcomes))
+        print(scrub(_outcomes_json(outcomes)))
         return exit_code(outcomes)
     return print_outcomes(outcomes, show_diff=not push)
 

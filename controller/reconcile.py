@@ -7,7 +7,7 @@ and telemetry; one broken policy never stops the others.
 """
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -102,6 +102,13 @@ def change_sets(proposals: list[tuple[Policy, Decision]], workspace: Workspace) 
     return changes
 
 
+def _undecided_members(change: ChangeSet, policies: Sequence[Policy], decided: set[str]) -> list[str]:
+    """Policies of the change's group that this pass did not decide (filtered out, stalled or failed):
+    rebuilding the group's branch without them would drop their part of the merge request."""
+    group = change.policies[0].proposal_group
+    return sorted(p.name for p in policies if group and p.proposal_group == group and p.name not in decided)
+
+
 def _write_back(change: ChangeSet, settings: Settings, workspace: Workspace, forge: Forge, push: bool,
                 may_open: bool) -> list[Outcome]:
     try:
@@ -174,8 +181,16 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
                 proposals.append((policy, decision))
             else:
                 outcomes.append(_no_change(policy, decision))
+    decided = {o.policy for o in outcomes if o.decision is not None} | {p.name for p, _ in proposals}
     opened = 0
     for change in change_sets(proposals, workspace):
+        missing = _undecided_members(change, result.policies, decided)
+        if missing:
+            outcomes += [Outcome(p.name, "ok", f"not written back: group {p.proposal_group} also holds "
+                                 f"{', '.join(missing)}, not decided in this pass; its merge request is only rebuilt "
+                                 "from a pass that decides every policy of the group", d)
+                         for p, d in zip(change.policies, change.decisions, strict=True)]
+            continue
         may_open = settings.max_mrs_per_run is None or opened < settings.max_mrs_per_run
         written = _write_back(change, settings, workspace, forge, push, may_open)
         opened += any(o.proposal is not None and o.proposal.status == "created" for o in written)

@@ -3,9 +3,10 @@
 Each serves, on loopback, only the documented endpoints greenops uses, with the documented shapes:
 - GitHub (docs.github.com/rest/pulls): GET/POST /repos/{owner}/{repo}/pulls, GET/PATCH .../pulls/{n},
   PUT /repos/{owner}/{repo}/issues/{n}/labels, POST .../issues/{n}/comments; ``Authorization: token``.
-- GitLab (docs.gitlab.com/api/merge_requests, /api/notes): GET /api/v4/projects/{id}/merge_requests,
-  POST .../merge_requests/{iid}/notes; ``PRIVATE-TOKEN``. GitLab creates merge requests from push
-  options, which the fake cannot see: tests add them with ``add``.
+- GitLab (docs.gitlab.com/api/merge_requests, /api/notes): GET and POST /api/v4/projects/{id}/merge_requests
+  (409 when the source branch already has an open one), POST .../merge_requests/{iid}/notes;
+  ``PRIVATE-TOKEN``. Real GitLab also creates merge requests from push options, which the fake cannot
+  see: tests add those with ``add_gitlab_merge_request``.
 Everything each fake received is kept (``requests``) so tests can scan it.
 """
 
@@ -26,6 +27,7 @@ class FakeForgeState:
     pulls: list[dict[str, Any]] = field(default_factory=list)
     comments: list[tuple[int, str]] = field(default_factory=list)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # method, path, body
+    fail_next_post: bool = False  # answer the next POST with 502, as an overloaded forge does
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -66,6 +68,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         body = self._body()
+        if self.command == "POST" and self.state.fail_next_post:
+            self.state.fail_next_post = False
+            self._send(502, {"message": "Bad Gateway"})
+            return
         if not self._authorised():  # echoes what it got, as a careless proxy might: greenops must not repeat it
             presented = self.headers.get("Authorization") or self.headers.get("PRIVATE-TOKEN")
             self._send(401, {"message": f"Bad credentials: {presented}"})
@@ -80,9 +86,11 @@ class _GitHubHandler(_Handler):
     def _authorised(self) -> bool:
         return self.headers.get("Authorization", "") in (f"token {self.state.token}", f"Bearer {self.state.token}")
 
-    def _pull_json(self, pull: dict[str, Any]) -> dict[str, Any]:
+    def _pull_json(self, pull: dict[str, Any], single: bool = False) -> dict[str, Any]:
+        """The list endpoint has no ``merged``; GET of one pull request has it."""
         repo = f"{self.state.base}/repos/{pull['repo']}"
-        return {**{k: v for k, v in pull.items() if k != "repo"}, "url": f"{repo}/pulls/{pull['number']}",
+        merged = {"merged": pull["merged_at"] is not None} if single else {}
+        return {**{k: v for k, v in pull.items() if k != "repo"}, **merged, "url": f"{repo}/pulls/{pull['number']}",
                 "issue_url": f"{repo}/issues/{pull['number']}", "html_url": f"https://github.invalid/{pull['repo']}"
                 f"/pull/{pull['number']}", "id": pull["number"]}
 
@@ -105,12 +113,12 @@ class _GitHubHandler(_Handler):
                 self._send(422, {"message": "Validation Failed", "errors": [{"message": "A pull request already "
                                                                                   "exists"}]})
                 return
-            pull = {"repo": repo, "number": len(self.state.pulls) + 1, "state": "open", "merged": False,
+            pull = {"repo": repo, "number": len(self.state.pulls) + 1, "state": "open", "merged_at": None,
                     "title": body["title"], "body": body.get("body", ""), "draft": bool(body.get("draft")),
                     "head": {"ref": body["head"], "sha": "0" * 40, "label": body["head"]},
                     "base": {"ref": body["base"]}, "labels": []}
             self.state.pulls.append(pull)
-            self._send(201, self._pull_json(pull))
+            self._send(201, self._pull_json(pull, single=True))
         elif (len(rest) == 2 and rest[0] in ("pulls", "issues") and rest[1].isdigit()) or \
                 (len(rest) == 3 and rest[0] == "issues"):
             self._one(pulls, rest, body)
@@ -123,9 +131,9 @@ class _GitHubHandler(_Handler):
             self._send(404, {"message": "Not Found"})
         elif len(rest) == 2 and self.command == "PATCH":
             pull.update({k: body[k] for k in ("title", "body") if k in body})
-            self._send(200, self._pull_json(pull))
+            self._send(200, self._pull_json(pull, single=True))
         elif len(rest) == 2:
-            self._send(200, self._pull_json(pull))
+            self._send(200, self._pull_json(pull, single=True))
         elif rest[2] == "labels":
             pull["labels"] = [{"name": name} for name in body.get("labels", [])]
             self._send(200, pull["labels"])
@@ -152,6 +160,15 @@ class _GitLabHandler(_Handler):
             found = sorted((p for p in requests if branch in (None, p["source_branch"])), key=lambda p: -p["iid"])
             per_page = int(parse_qs(url.query).get("per_page", ["20"])[0])
             self._send(200, found[:per_page])
+        elif rest == ["merge_requests"] and self.command == "POST":
+            if any(p["source_branch"] == body["source_branch"] and p["state"] == "opened" for p in requests):
+                self._send(409, {"message": ["Another open merge request already exists for this source branch"]})
+                return
+            created = self.merge_request(project, len(self.state.pulls) + 1, body["source_branch"], "opened",
+                                         body.get("description", ""))
+            created.update(title=body["title"], labels=str(body.get("labels", "")).split(","))
+            self.state.pulls.append(created)
+            self._send(201, created)
         elif len(rest) == 3 and rest[0] == "merge_requests" and rest[2] == "notes" and self.command == "POST":
             self.state.comments.append((int(rest[1]), body["body"]))
             self._send(201, {"id": len(self.state.comments), "body": body["body"]})

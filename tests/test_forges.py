@@ -1,17 +1,16 @@
 """GitHub and GitLab REST behaviour against the FAKE servers of fakeforges.py (git pushes stay real)."""
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from controller.errors import StalledError
+from controller.errors import StalledError, TransientError
 from controller.gitops.forge import ForgeSettings, open_forge, project_from_url
 from controller.gitops.workspace import Workspace
 from controller.gitops.writeback import ensure_merge_request
 
-from .conftest import human_commit, make_remote, recorded_push_options
+from .conftest import git, human_commit, make_remote, recorded_push_options
 from .fakeforges import add_gitlab_merge_request, fake_forge
 from .test_writeback import LABELS, change_for, proposal
 
@@ -105,7 +104,7 @@ def test_gitlab_reads_state_and_leaves_one_note_on_a_held_branch(tmp_path: Path,
         change = change_for(workspace, proposal())
         created = ensure_merge_request(workspace, forge, change, LABELS, True, True, tmp_path)
         assert created.status == "created" and recorded_push_options(remote)[0][0] == "merge_request.create"
-        add_gitlab_merge_request(gitlab, "team/gitops", change.branch, "opened", change.body)  # what the push did
+        assert len(gitlab.pulls) == 1 and gitlab.pulls[0]["labels"] == list(LABELS)  # read back, or opened via API
         human_commit(remote, change.branch, tmp_path / "human")
         for _ in range(2):
             workspace.repo.remotes.origin.fetch()
@@ -113,8 +112,59 @@ def test_gitlab_reads_state_and_leaves_one_note_on_a_held_branch(tmp_path: Path,
                                         tmp_path)
             assert held.status == "held"
         assert len(gitlab.comments) == 1 and "did not make" in gitlab.comments[0][1]
-        gitlab.pulls[0]["state"] = "closed"
-        declined = ensure_merge_request(workspace, forge, replace(change), LABELS, True, True, tmp_path)
-        assert declined.status == "declined" and declined.request and declined.request.number == "!1"
     seen = "\n".join(r.getMessage() for r in caplog.records) + str(gitlab.requests)
     assert TOKEN not in seen
+
+
+def test_gitlab_closed_merge_request_is_a_declined_proposal(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
+    workspace = Workspace.open(str(remote), tmp_path / "state")
+    with fake_forge("gitlab", TOKEN) as gitlab:
+        forge = open_forge(ForgeSettings("gitlab", gitlab.base, "team/gitops"), str(remote), tmp_path / "state")
+        change = change_for(workspace, proposal())
+        ensure_merge_request(workspace, forge, change, LABELS, True, True, tmp_path)
+        gitlab.pulls[0]["state"] = "closed"
+        pushes = len(recorded_push_options(remote))
+        declined = ensure_merge_request(workspace, forge, change, LABELS, True, True, tmp_path)
+        assert declined.status == "declined" and declined.request and declined.request.number == "!1"
+        assert len(recorded_push_options(remote)) == pushes
+
+
+def test_gitlab_opens_the_request_through_the_api_when_push_options_left_none(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
+    workspace = Workspace.open(str(remote), tmp_path / "state")
+    with fake_forge("gitlab", TOKEN) as gitlab:
+        forge = open_forge(ForgeSettings("gitlab", gitlab.base, "team/gitops"), str(remote), tmp_path / "state")
+        change = change_for(workspace, proposal())
+        add_gitlab_merge_request(gitlab, "team/gitops", change.branch, "merged", "an earlier proposal")
+        result = ensure_merge_request(workspace, forge, change, LABELS, True, True, tmp_path)
+        assert result.status == "created" and result.request and result.request.number == "!2"
+        assert [p["state"] for p in gitlab.pulls] == ["merged", "opened"]
+
+
+def test_a_pull_request_that_failed_to_open_is_opened_on_the_next_pass(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
+    workspace = Workspace.open(str(remote), tmp_path / "state")
+    with fake_forge("github", TOKEN) as github:
+        forge = open_forge(ForgeSettings("github", github.base, "team/gitops"), str(remote), tmp_path / "state")
+        github.fail_next_post = True
+        with pytest.raises(TransientError):
+            ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True, tmp_path)
+        assert github.pulls == [] and "greenops/fraud-detector" in git("branch", "--all", cwd=remote)
+        workspace.repo.remotes.origin.fetch()
+        again = ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True, tmp_path)
+        assert again.status == "created" and len(github.pulls) == 1
+
+
+def test_gitlab_without_a_token_counts_an_existing_branch_as_an_open_request(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GREENOPS_FORGE_TOKEN")
+    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
+    workspace = Workspace.open(str(remote), tmp_path / "state")
+    forge = open_forge(ForgeSettings("gitlab", project="team/gitops"), str(remote), tmp_path / "state")
+    assert ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True,
+                                tmp_path).status == "created"
+    workspace.repo.remotes.origin.fetch()
+    update = ensure_merge_request(workspace, forge, change_for(workspace, proposal(0.008)), LABELS, True, False,
+                                  tmp_path)  # the --max-mrs-per-run cap is reached, yet an update goes through
+    assert update.status == "updated" and "merge_request.create" not in recorded_push_options(remote)[1]

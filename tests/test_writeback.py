@@ -20,7 +20,7 @@ from controller.gitops.workspace import Workspace
 from controller.gitops.writeback import ChangeSet, WriteBack, declined_proposals, ensure_merge_request
 from controller.optimize.decide import decide
 from controller.policy.model import Policy
-from controller.reconcile import change_sets
+from controller.reconcile import _undecided_members, change_sets
 
 from .conftest import git, human_commit, make_remote, recorded_push_options
 from .test_decide import make_history, make_policy
@@ -178,3 +178,44 @@ def test_low_confidence_proposals_are_opened_as_drafts(tmp_path: Path) -> None:
     thin = replace(decision, evidence=replace(decision.evidence, prior="thin history: 2 training runs"))
     assert mr.confidence(policy, thin) == ("low", ["the history is thin (conservative prior)"])
     assert change_for(workspace, (policy, thin)).draft and not change_for(workspace, (policy, decision)).draft
+
+
+def test_deleting_a_held_branch_lets_greenops_propose_again(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    human_commit(remote, "greenops/fraud-detector", tmp_path / "human")
+    assert write(workspace, forge, change_for(workspace, proposal()), tmp_path).status == "held"
+    git("branch", "-D", "greenops/fraud-detector", cwd=remote)  # as the note suggests
+    again = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert again.status == "created" and again.request and again.request.number == "!2"
+
+
+def test_squash_merged_human_work_releases_the_branch(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    human = tmp_path / "human"
+    human_commit(remote, "greenops/fraud-detector", human)
+    git("checkout", "--quiet", "main", cwd=human)
+    git("merge", "--quiet", "--squash", "greenops/fraud-detector", cwd=human)
+    git("-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "--quiet", "-m", "squash", cwd=human)
+    git("push", "--quiet", "origin", "main", cwd=human)
+    newer = write(workspace, forge, change_for(workspace, proposal(0.008)), tmp_path)
+    assert newer.status in ("created", "updated")
+    assert git("rev-list", "--count", "main..greenops/fraud-detector", cwd=remote) == "1"
+
+
+def test_trimming_never_leaves_the_chart_half_open() -> None:
+    policy, decision = proposal()
+    full = mr.body(policy, decision)
+    for cut in range(200, 2400, 100):
+        assert mr.body(policy, decision, limit=len(full.encode()) + full.count("\n") - cut).count("```") % 2 == 0
+
+
+def test_a_group_is_not_rebuilt_from_part_of_its_policies(tmp_path: Path) -> None:
+    _, workspace, _ = setup(tmp_path)
+    first = proposal(name="fraud-detector", group="payments")
+    second = proposal(0.004, name="card-risk", group="payments")
+    (change,) = change_sets([first], workspace)
+    policies = [first[0], second[0], proposal(name="other")[0]]
+    assert _undecided_members(change, policies, {"fraud-detector"}) == ["card-risk"]
+    assert _undecided_members(change, policies, {"fraud-detector", "card-risk"}) == []

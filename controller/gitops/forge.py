@@ -50,6 +50,7 @@ class Submission:
 
 class Forge(Protocol):
     name: str
+    knows_state: bool  # False: cannot read merge requests back (GitLab without a token)
 
     def push_options(self, submission: Submission, creating: bool) -> list[str]:
         """Options for the push that carries ``submission`` (GitLab creates and updates MRs with them)."""

@@ -23,6 +23,7 @@ MAX_BODY_CHARACTERS = 65_536  # GitHub refuses a longer pull-request body
 
 class GitHubForge:
     name = "github"
+    knows_state = True
 
     def __init__(self, api_url: str, project: str, token: str, labels: tuple[str, ...]) -> None:
         self.api_url, self.project, self.labels = api_url, project, labels
@@ -61,7 +62,7 @@ class GitHubForge:
 
     def find(self, branch: str) -> MergeRequest | None:
         pull = self._pull(branch)
-        return None if pull is None else _request(pull, branch)
+        return None if pull is None else self._call("read the pull request", _request, pull, branch)
 
     def submit(self, submission: Submission, existing: MergeRequest | None) -> MergeRequest:
         body = submission.body[:MAX_BODY_CHARACTERS]
@@ -82,6 +83,8 @@ class GitHubForge:
 
 
 def _request(pull: PullRequest, branch: str) -> MergeRequest:
-    state = "merged" if pull.merged else "closed" if pull.state == "closed" else "open"
+    """From the list endpoint's fields: it carries ``merged_at`` but not ``merged`` (reading that would
+    fetch each pull request again)."""
+    state = "merged" if pull.merged_at is not None else "closed" if pull.state == "closed" else "open"
     return MergeRequest(branch, state, pull.title or "", pull.body or "", f"#{pull.number}", pull.html_url,
                         bool(pull.draft), pull.head.sha if pull.head else None)

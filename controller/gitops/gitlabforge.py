@@ -36,6 +36,7 @@ class GitLabForge:
         self.api_url, self.project_path, self.labels = api_url, project, labels
         self._client = gitlab.Gitlab(api_url, private_token=token, timeout=30, retry_transient_errors=False) \
             if token else None
+        self.knows_state = self._client is not None
 
     def push_options(self, submission: Submission, creating: bool) -> list[str]:
         options = ["merge_request.create"] if creating else []
@@ -77,13 +78,25 @@ class GitLabForge:
         return _request(found[0]) if found else None
 
     def submit(self, submission: Submission, existing: MergeRequest | None) -> MergeRequest:
-        """The push options did the work; read the result back when a token allows it."""
-        if self._client is not None:
-            found = self.find(submission.branch)
-            if found is not None:
-                return found
-        return MergeRequest(submission.branch, "open", submission.title, submission.body,
-                            existing.number if existing else "?", None, submission.draft)
+        """The push options did the work; with a token, read the result back, and open the merge request
+        through the API when none is open (a branch pushed on an earlier pass whose request failed)."""
+        if self._client is None:
+            return MergeRequest(submission.branch, "open", submission.title, submission.body,
+                                existing.number if existing else "?", None, submission.draft, submission.head)
+        found = self.find(submission.branch)
+        if found is not None and found.state == "open":
+            return found
+        try:
+            created = self._call("open a merge request", self._project().mergerequests.create,  # type: ignore[attr-defined]
+                                 {"source_branch": submission.branch, "target_branch": submission.target,
+                                  "title": submission.title, "description": submission.body,
+                                  "labels": ",".join(submission.labels), "remove_source_branch": True})
+        except (StalledError, TransientError):
+            again = self.find(submission.branch)  # 409: the push options' request appeared meanwhile
+            if again is not None and again.state == "open":
+                return again
+            raise
+        return _request(created)
 
     def comment(self, request: MergeRequest, text: str) -> None:
         if self._client is None:

@@ -25,6 +25,7 @@ def record_name(branch: str) -> str:
 
 class LocalForge:
     name = "local"
+    knows_state = True
 
     def __init__(self, state_dir: Path) -> None:
         self.folder = merge_request_dir(state_dir)

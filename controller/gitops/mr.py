@@ -118,11 +118,12 @@ def _evidence(policy: Policy, decision: Decision) -> list[str]:
 
 
 def _sections(policy: Policy, decision: Decision, heading: str) -> tuple[list[str], list[str]]:
-    """(kept whole, trimmable) Markdown lines for one policy."""
+    """(kept whole, trimmable) Markdown for one policy; trimming drops whole items, so the chart (one
+    item) goes in one piece and never leaves a code fence open."""
     kept = [f"{heading}**{policy.name}**: model `{policy.mlflow_model}`, policy `{policy.source_file}`.", "",
             *_summary(policy, decision)]
-    chart = quality_chart(policy.slo_metric, policy.slo_target, decision.current, decision.proposed)
-    return kept, [*(["", *chart] if chart else []), "", "#### Evidence", *_evidence(policy, decision)]
+    chart = "\n".join(quality_chart(policy.slo_metric, policy.slo_target, decision.current, decision.proposed))
+    return kept, [*(["", chart] if chart else []), "", "#### Evidence", *_evidence(policy, decision)]
 
 
 HOW_TO_REJECT = ["### How to reject or pin",
@@ -146,12 +147,17 @@ def _assemble(parts: list[tuple[list[str], list[str]]], hidden: str, limit: int)
         return "\n".join([*lines, *note, *HOW_TO_REJECT, "", hidden])
 
     text = render()
-    while len(text.encode()) > limit and any(trimmable):
+    while _size(text) > limit and any(trimmable):
         longest = max(trimmable, key=len)
         longest.pop()
         dropped += 1
         text = render()
     return text
+
+
+def _size(text: str) -> int:
+    """Bytes as a forge receives them: a newline counts twice, since GitLab's push options carry it as ``\\n``."""
+    return len(text.encode()) + text.count("\n")
 
 
 def body(policy: Policy, decision: Decision, limit: int = MAX_BODY_BYTES) -> str:

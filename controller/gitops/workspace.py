@@ -125,7 +125,7 @@ class Workspace:
         remote_sha = self._ref(branch)
         if remote_sha is not None:
             humans = self._human_commits(remote_sha, base)
-            if humans:
+            if humans and not self._merged_by_content(remote_sha, base):
                 return ProposalResult(branch, "held", diff, remote_sha, tuple(humans))
             remote = self.repo.commit(remote_sha)
             if remote.tree.hexsha == tree and [p.hexsha for p in remote.parents] == [base]:
@@ -135,6 +135,19 @@ class Workspace:
         sha = self._commit(message)
         self._push(branch, sha, remote_sha, push_options)
         return ProposalResult(branch, "updated" if remote_sha else "created", diff, sha)
+
+    def _merged_by_content(self, branch_sha: str, base: str) -> bool:
+        """Whether every file the branch changes already has the branch's content on the target: the
+        human work was squash- or rebase-merged, so rebuilding the branch loses nothing."""
+        fork = self.repo.git.merge_base(base, branch_sha)
+        changed = self.repo.git.diff("--name-only", fork, branch_sha).splitlines()
+        if not changed:
+            return True
+        try:
+            self.repo.git.diff("--quiet", base, branch_sha, "--", *changed)
+        except git.GitCommandError:
+            return False
+        return True
 
     def _commit(self, message: str) -> str:
         actor = git.Actor(BOT_NAME, BOT_EMAIL)

@@ -100,13 +100,18 @@ def _with_git_state(workspace: Workspace, forge: Forge, request: MergeRequest | 
     return request
 
 
+def _held_marker(state_dir: Path, branch: str) -> Path:
+    return state_dir / "held" / f"{record_name(branch)}.txt"
+
+
 def _hold(forge: Forge, request: MergeRequest | None, result: ProposalResult, state_dir: Path) -> WriteBack:
     """Hands off a branch with human commits; one note per set of human commits, not one per pass."""
     humans = "; ".join(result.humans)
-    marker = state_dir / "held" / f"{record_name(result.branch)}.txt"
-    if request is not None and request.state == "open" and _read(marker) != humans:
-        forge.comment(request, f"greenops found commits it did not make on `{result.branch}` ({humans}). It "
-                      "will not update this merge request until they are merged or the branch is deleted.")
+    marker = _held_marker(state_dir, result.branch)
+    if _read(marker) != humans:
+        if request is not None and request.state == "open":
+            forge.comment(request, f"greenops found commits it did not make on `{result.branch}` ({humans}). It "
+                          "will not update this merge request until they are merged or the branch is deleted.")
         write_atomic(marker, humans)
     return WriteBack("held", result.branch, f"branch {result.branch} has commits greenops did not make ({humans}); "
                      "left untouched until they are merged or the branch is deleted", result.diff, None, request)
@@ -116,28 +121,41 @@ def _read(path: Path) -> str | None:
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
+def _declined(request: MergeRequest | None, change: ChangeSet, state_dir: Path) -> bool:
+    """Closed without merge, and not because greenops asked for the branch to be deleted (a held branch)."""
+    if request is None or request.state != "closed":
+        return False
+    return not _held_marker(state_dir, change.branch).exists() and _still_declined(request, change)
+
+
 def ensure_merge_request(workspace: Workspace, forge: Forge, change: ChangeSet, labels: tuple[str, ...],
                          push: bool, may_open: bool, state_dir: Path) -> WriteBack:
     """Bring the branch and merge request of ``change`` up to date (see the module docstring)."""
     existing = _with_git_state(workspace, forge, forge.find(change.branch))
-    if existing is not None and existing.state == "closed" and _still_declined(existing, change):
+    if _declined(existing, change, state_dir):
+        assert existing is not None
         return WriteBack("declined", change.branch, f"the same proposal was declined ({existing.number} closed "
                          "without merge); greenops proposes again only when the decision changes materially",
                          request=existing)
     open_request = existing if existing is not None and existing.state == "open" else None
+    # Without a way to read requests back (GitLab without a token), an existing branch stands for an open one.
+    updating = open_request is not None or (not forge.knows_state and workspace.branch_head(change.branch) is not None)
     submission = Submission(change.branch, workspace.target, change.title, change.body, change.draft, labels, "")
-    allowed = push and (open_request is not None or may_open)
-    result = workspace.propose(change.branch, change.files, f"{change.title}\n\n{change.body}", allowed,
-                               forge.push_options(submission, creating=open_request is None))
+    result = workspace.propose(change.branch, change.files, f"{change.title}\n\n{change.body}",
+                               push and (updating or may_open), forge.push_options(submission, creating=not updating))
     if result.status == "held":
         return _hold(forge, open_request, result, state_dir)
+    _held_marker(state_dir, change.branch).unlink(missing_ok=True)  # the human work was merged or deleted
     if result.status == "in-sync" and open_request is not None and isinstance(forge, LocalForge):
         forge.mark(open_request, "merged")  # squash-merged: the target has the files, not the commit
     if result.status == "planned" and push:
         return WriteBack("deferred", change.branch, "--max-mrs-per-run reached: proposed on a later pass",
                          result.diff)
+    if result.status == "unchanged" and open_request is None and push and forge.knows_state and may_open:
+        # pushed on an earlier pass, but its merge request was never opened (or was merged/closed since)
+        request = forge.submit(replace(submission, diff=result.diff, head=result.commit), None)
+        return WriteBack("created", change.branch, "", result.diff, result.commit, request)
     if result.status not in ("created", "updated"):
         return WriteBack(result.status, change.branch, "", result.diff, result.commit, open_request)
     request = forge.submit(replace(submission, diff=result.diff, head=result.commit), open_request)
-    return WriteBack("updated" if open_request else "created", change.branch, "", result.diff, result.commit,
-                     request)
+    return WriteBack("updated" if updating else "created", change.branch, "", result.diff, result.commit, request)
