@@ -7,19 +7,18 @@ so `greenops validate` stays fast enough for a pre-commit hook.
 
 import argparse
 import json
-import logging
 import os
 import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controller import __version__
 from controller.backtest.arguments import add_backtest_parser
-from controller.redact import ScrubFilter, scrub
+from controller.redact import scrub
 from controller.state import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
@@ -144,6 +143,80 @@ def cmd_mr(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from controller.runtime.service import RunSettings, run
+
+    host, port = args.listen
+    return run(RunSettings(_settings(args), args.interval, args.jitter, args.retry_after, host, port))
+
+
+def _duration(text: str) -> "timedelta":
+    from controller.policy.durations import DurationError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except DurationError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT, e.g. 0.0.0.0:8080 or 127.0.0.1:0")
+    return host or "0.0.0.0", int(port)
+
+
+def config_arguments(path: Path, allowed: set[str]) -> list[str]:
+    """A YAML mapping of `greenops run` options (``interval: 30m``, ``mr-label: [a, b]``) as arguments."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise SystemExit(f"greenops run: cannot read the config file {path}: {err}") from err
+    if not isinstance(data, dict):
+        raise SystemExit(f"greenops run: {path} must be a mapping of option: value, e.g. `interval: 30m`")
+    arguments: list[str] = []
+    for key, value in data.items():
+        option = f"--{key}"
+        if option not in allowed or key == "config":
+            raise SystemExit(f"greenops run: {path}: unknown setting {key!r}; allowed: "
+                             f"{', '.join(sorted(o[2:] for o in allowed if o != '--config'))}")
+        for item in value if isinstance(value, list) else [value]:
+            arguments += [option, str(item)]
+    return arguments
+
+
+def _command_index(arguments: list[str]) -> int | None:
+    """Where the command name is: after the global options (``--log-level X`` and ``--log-format X``)."""
+    index = 0
+    while index < len(arguments) and arguments[index].startswith("-"):
+        index += 1 if "=" in arguments[index] or arguments[index] in ("-h", "--help", "--version") else 2
+    return index if index < len(arguments) else None
+
+
+def _config_path(arguments: list[str]) -> Path | None:
+    for index, argument in enumerate(arguments):
+        if argument == "--config" and index + 1 < len(arguments):
+            return Path(arguments[index + 1])
+        if argument.startswith("--config="):
+            return Path(argument.split("=", 1)[1])
+    return Path(os.environ["GREENOPS_CONFIG"]) if os.environ.get("GREENOPS_CONFIG") else None
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse; for `greenops run` a config file's settings go first, so flags on the command line win."""
+    given = list(argv if argv is not None else sys.argv[1:])
+    at = _command_index(given)
+    config = _config_path(given[at + 1:]) if at is not None and given[at] == "run" else None
+    if at is not None and config is not None:
+        given = [*given[:at + 1], *config_arguments(config, RUN_OPTIONS), *given[at + 1:]]
+    return parser.parse_args(given)
+
+
+RUN_OPTIONS: set[str] = set()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from controller.demo.run import run_demo
 
@@ -248,8 +321,9 @@ def cmd_telemetry_check(args: argparse.Namespace) -> int:
 
 
 def _add_pass_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repo", required=True, metavar="URL_OR_PATH",
-                        help="GitOps repository to read policies from and push proposals to (any git URL or path)")
+    parser.add_argument("--repo", required=not os.environ.get("GREENOPS_REPO"), metavar="URL_OR_PATH",
+                        default=os.environ.get("GREENOPS_REPO"), help="GitOps repository to read policies from and "
+                        "push proposals to (any git URL or path; env GREENOPS_REPO)")
     parser.add_argument("--target-branch", help="branch merge requests target (default: the remote's HEAD)")
     parser.add_argument("--policies-dir", default="policies", help="policy folder inside the repository")
     parser.add_argument("--policy", action="append", metavar="NAME", help="only this policy (repeatable)")
@@ -324,7 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
         "schedules so energy and carbon go down while accuracy SLOs hold.")
     parser.add_argument("--version", action="version", version=f"greenops {__version__}")
     parser.add_argument("--log-level", default=os.environ.get("GREENOPS_LOG_LEVEL", "WARNING"),
-                        choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log verbosity (default WARNING)")
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log verbosity (default WARNING; env "
+                        "GREENOPS_LOG_LEVEL)")
+    parser.add_argument("--log-format", default=os.environ.get("GREENOPS_LOG_FORMAT", "text"),
+                        choices=("text", "json"), help="log lines as text or JSON lines, with the policy on every "
+                        "line (default text; env GREENOPS_LOG_FORMAT)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check policy files against the schema and rules",
@@ -391,6 +469,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_state_dir_option(check)
     check.set_defaults(func=cmd_telemetry_check)
 
+    run = commands.add_parser(
+        "run", help="the long-running controller: reconcile every policy on an interval; /metrics, /healthz, /readyz",
+        description="Reconcile every policy of --repo on an interval (one job per policy or proposal group, with "
+        "jitter; passes never overlap; after a transient failure the next pass comes sooner, backing off up to the "
+        "interval). The policy set is reloaded from Git every interval. Serves /metrics (Prometheus), /healthz and "
+        "/readyz (ready once every policy had a first pass). SIGTERM lets the running pass finish, then exits 0. "
+        "Every option can also come from --config FILE (YAML, `option: value`; flags win) or, where noted, from the "
+        "environment.")
+    _add_pass_options(run)
+    _add_tuning_options(run)
+    service = run.add_argument_group("service")
+    service.add_argument("--interval", type=_duration, default=os.environ.get("GREENOPS_INTERVAL", "1h"),
+                         help="time between two passes of a policy (default 1h; env GREENOPS_INTERVAL)")
+    service.add_argument("--jitter", type=_duration, default=os.environ.get("GREENOPS_JITTER", "5m"),
+                         help="random delay added to each pass, so policies do not all run at once (default 5m)")
+    service.add_argument("--retry-after", type=_duration, default=os.environ.get("GREENOPS_RETRY_AFTER", "1m"),
+                         help="first retry after a transient failure; doubles on each failure in a row, up to "
+                         "--interval (default 1m)")
+    service.add_argument("--listen", type=_listen, default=os.environ.get("GREENOPS_LISTEN", "0.0.0.0:8080"),
+                         metavar="HOST:PORT", help="address of /metrics, /healthz and /readyz (default 0.0.0.0:8080; "
+                         "env GREENOPS_LISTEN)")
+    service.add_argument("--config", type=Path, default=os.environ.get("GREENOPS_CONFIG"), metavar="FILE",
+                         help="YAML file of settings, e.g. `repo: https://...`, `interval: 30m` (env GREENOPS_CONFIG)")
+    run.set_defaults(func=cmd_run)
+    RUN_OPTIONS.update(option for action in run._actions for option in action.option_strings)
+
     merge_requests = commands.add_parser(
         "mr", help="list, show or close the merge requests of the local forge",
         description="The merge requests the local forge (--forge local, the default) keeps in "
@@ -419,17 +523,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _PolicyFormatter(logging.Formatter):
-    """``level: policy: message``; tracebacks only with GREENOPS_DEBUG (users see messages, not stacks)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        policy = getattr(record, "policy", None)
-        line = f"{record.levelname.lower()}: {policy + ': ' if policy else ''}{record.getMessage()}"
-        if record.exc_info and os.environ.get("GREENOPS_DEBUG"):
-            line += "\n" + self.formatException(record.exc_info)
-        return scrub(line)
-
-
 def _bounded_int(low: int, high: int) -> "Callable[[str], int]":
     def parse(text: str) -> int:
         try:
@@ -443,11 +536,10 @@ def _bounded_int(low: int, high: int) -> "Callable[[str], int]":
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(_PolicyFormatter())
-    handler.addFilter(ScrubFilter())
-    logging.basicConfig(level=args.log_level, handlers=[handler])
+    args = parse_arguments(build_parser(), argv)
+    from controller.runtime.logs import configure
+
+    configure(args.log_level, args.log_format)
     try:
         code: int = args.func(args)
         return code

@@ -144,6 +144,18 @@ def _problem_outcomes(problems: tuple[Problem, ...]) -> Iterator[Outcome]:
         yield Outcome(file, "stalled", f"invalid policy file; fix it and push:\n{details}")
 
 
+def policy_units(settings: Settings) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+    """The repository's valid policies as units reconciled together (a policy, or a ``proposal.group``),
+    by unit name, and the problems of the invalid files. Raises StalledError or TransientError."""
+    workspace = Workspace.open(settings.repo_url, settings.state_dir, settings.target_branch)
+    result = validate_paths([workspace.root / settings.policies_dir], relative_to=workspace.root)
+    units: dict[str, list[str]] = {}
+    for policy in sorted(result.policies, key=lambda p: p.name):
+        units.setdefault(f"group-{policy.proposal_group}" if policy.proposal_group else policy.name, []).append(
+            policy.name)
+    return {name: tuple(members) for name, members in units.items()}, [p.render() for p in result.problems]
+
+
 def reconcile(settings: Settings, push: bool) -> list[Outcome]:
     """Run one pass over every policy in the repository (``push=False`` for ``greenops plan``)."""
     try:

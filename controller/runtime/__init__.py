@@ -1,0 +1,1 @@
+"""The long-running controller: scheduler, health endpoints, metrics, logs."""

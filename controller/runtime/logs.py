@@ -1,0 +1,48 @@
+"""Log lines as text (``level: policy: message``) or JSON lines, with the policy on every line.
+
+The only python-json-logger import. Registered secrets are masked in both formats; tracebacks only
+with GREENOPS_DEBUG (users see messages, not stacks).
+"""
+
+import logging
+import os
+import sys
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from controller.redact import ScrubFilter, scrub
+
+
+class PolicyTextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        policy = getattr(record, "policy", None)
+        line = f"{record.levelname.lower()}: {policy + ': ' if policy else ''}{record.getMessage()}"
+        if record.exc_info and os.environ.get("GREENOPS_DEBUG"):
+            line += "\n" + self.formatException(record.exc_info)
+        return scrub(line)
+
+
+class PolicyJsonFormatter(JsonFormatter):
+    """One JSON object per line: time, level, logger, policy (null for the controller's own lines), message."""
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        log_data["policy"] = getattr(record, "policy", None)
+        if record.exc_info and not os.environ.get("GREENOPS_DEBUG"):
+            log_data.pop("exc_info", None)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
+def configure(level: str, fmt: str) -> None:
+    """Send log lines to stderr in ``fmt`` (text or json)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PolicyJsonFormatter("{asctime}{levelname}{name}{message}", style="{",
+                                             datefmt="%Y-%m-%dT%H:%M:%S%z",
+                                             rename_fields={"asctime": "time", "levelname": "level",
+                                                            "name": "logger"})
+                         if fmt == "json" else PolicyTextFormatter())
+    handler.addFilter(ScrubFilter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)

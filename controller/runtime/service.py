@@ -1,0 +1,161 @@
+"""`greenops run`: one reconcile per policy on an interval, until SIGTERM. The only APScheduler import.
+
+A single-thread executor runs every pass: passes share one clone of the GitOps repository, so they
+never overlap, and never two of one policy. A discovery job reloads the policy set from Git every
+interval and keeps one job per policy (added and removed as policies come and go). Each policy job
+runs at the interval with jitter; after a transient failure the next run comes sooner, backing off
+exponentially up to the interval. On SIGTERM no new pass starts, the running one finishes (a push is
+never cut in half) and the process exits 0.
+"""
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from controller.errors import StalledError, TransientError
+from controller.policy.durations import format_duration
+from controller.reconcile import Outcome, Settings, policy_units, reconcile
+from controller.runtime.health import HealthServer
+from controller.runtime.metrics import Metrics
+
+log = logging.getLogger("greenops.run")
+logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run is noise; ours say what happened
+DISCOVERY = "discover-policies"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    reconcile: Settings
+    interval: timedelta
+    jitter: timedelta
+    retry_after: timedelta  # the first retry after a transient failure; doubles up to the interval
+    host: str
+    port: int
+
+
+class Controller:
+    def __init__(self, settings: RunSettings, metrics: Metrics) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(1)}, timezone=UTC,
+                                             job_defaults={"coalesce": True, "max_instances": 1,
+                                                           "misfire_grace_time": None})
+        self.failures: dict[str, int] = {}
+        self.waiting: set[str] = set()  # policies without a first pass yet
+        self.discovered = False
+        self.stopping = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self.discovered and not self.waiting and not self.stopping.is_set()
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.scheduler.running) and not self.stopping.is_set()
+
+    def start(self) -> None:
+        self.scheduler.start()
+        self.scheduler.add_job(self.discover, IntervalTrigger(seconds=self.settings.interval.total_seconds()),
+                               id=DISCOVERY, next_run_time=datetime.now(UTC))
+
+    def stop(self) -> None:
+        """No new pass starts; wait for the running one."""
+        self.stopping.set()
+        self.scheduler.shutdown(wait=True)
+
+    def discover(self) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            units, problems = policy_units(self.settings.reconcile)
+        except (StalledError, TransientError) as err:  # keep the known jobs, try again next interval
+            log.warning("cannot read the policies: %s", err)
+            return
+        for problem in problems:
+            log.warning("invalid policy file: %s", problem)
+        jobs = {job.id.removeprefix("unit:"): job for job in self.scheduler.get_jobs() if job.id.startswith("unit:")}
+        for name, members in units.items():
+            if name in jobs and tuple(jobs[name].args[0]) == members:
+                continue
+            if name in jobs:
+                jobs[name].remove()
+            self.waiting.add(name)
+            self.scheduler.add_job(self.reconcile_unit, self._trigger(), id=f"unit:{name}", args=[members],
+                                   next_run_time=datetime.now(UTC))
+        for name in sorted(set(jobs) - set(units)):
+            jobs[name].remove()
+            self.waiting.discard(name)
+            log.info("policy removed from the repository; no longer reconciled", extra={"policy": name})
+        self.discovered = True
+
+    def _trigger(self) -> IntervalTrigger:
+        return IntervalTrigger(seconds=self.settings.interval.total_seconds(),
+                               jitter=int(self.settings.jitter.total_seconds()) or None)
+
+    def reconcile_unit(self, members: tuple[str, ...]) -> None:
+        """One pass over a policy, or over the policies of one group (they share a merge request)."""
+        if self.stopping.is_set():
+            return
+        name = members[0] if len(members) == 1 else f"group of {', '.join(members)}"
+        unit = next(n for n, job in self._units() if tuple(job.args[0]) == members)
+        began = time.monotonic()
+        outcomes = reconcile(replace(self.settings.reconcile, only=members), push=True)
+        seconds = time.monotonic() - began
+        mine = [o for o in outcomes if o.policy in members] or outcomes[:1]
+        for outcome in mine:
+            self.metrics.record(outcome.policy, outcome.status, seconds, outcome.decision, time.time())
+            self._log(outcome.policy, outcome)
+        self.waiting.discard(unit)
+        if any(o.status == "transient" for o in mine):
+            self._retry_sooner(unit, name)
+        else:
+            self.failures.pop(unit, None)
+
+    def _units(self) -> list[tuple[str, Job]]:
+        return [(job.id.removeprefix("unit:"), job) for job in self.scheduler.get_jobs() if job.id.startswith("unit:")]
+
+    def _log(self, name: str, outcome: Outcome) -> None:
+        level = logging.INFO if outcome.status == "ok" else logging.WARNING
+        log.log(level, "%s: %s", outcome.status, outcome.message, extra={"policy": name})
+
+    def _retry_sooner(self, unit: str, name: str) -> None:
+        failures = self.failures[unit] = self.failures.get(unit, 0) + 1
+        delay = min(self.settings.interval, self.settings.retry_after * 2 ** (failures - 1))
+        job = self.scheduler.get_job(f"unit:{unit}")
+        if job is not None and not self.stopping.is_set():
+            job.modify(next_run_time=datetime.now(UTC) + delay)
+            log.info("transient failure %d in a row; next pass in %s", failures, format_duration(delay),
+                     extra={"policy": name})
+
+
+def run(settings: RunSettings) -> int:
+    """Serve health and metrics, reconcile on schedule, and stop cleanly on SIGTERM or SIGINT."""
+    metrics = Metrics()
+    controller = Controller(settings, metrics)
+    server = HealthServer(settings.host, settings.port, metrics.exposition, lambda: controller.alive,
+                          lambda: controller.ready)
+    stop = threading.Event()
+
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        log.info("received %s: finishing the current pass, then exiting", signal.Signals(number).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    log.info("serving /metrics, /healthz and /readyz on %s:%d; reconciling every %s", settings.host, server.port,
+             format_duration(settings.interval))
+    controller.start()
+    stop.wait()
+    controller.stop()
+    server.stop()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,130 @@
+"""`greenops run` as a real process: a real bare remote, a real MLflow store, HTTP probes, SIGTERM."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from .conftest import VENV_BIN, git, make_remote
+from .test_reconcile import END, mlflow_uri, repo_files
+
+__all__ = ["mlflow_uri"]  # the module-scoped MLflow fixture, shared with test_reconcile
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+@contextmanager
+def controller(arguments: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`greenops run` in its own process group; always stopped."""
+    with log.open("wb") as stream:
+        process = subprocess.Popen([str(VENV_BIN / "greenops"), "--log-format", "json", "--log-level", "INFO", "run",
+                                    *arguments], stdout=stream, stderr=stream, start_new_session=True)
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_for_port(log: Path, process: subprocess.Popen[bytes]) -> int:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        for line in log.read_text().splitlines():
+            message = json.loads(line)["message"]
+            if message.startswith("serving /metrics"):
+                return int(message.split(" on ")[1].split(";")[0].rsplit(":", 1)[1])
+        time.sleep(0.2)
+    raise AssertionError(f"greenops run did not start:\n{log.read_text()}")
+
+
+def test_run_reconciles_serves_probes_and_stops_cleanly_on_sigterm(tmp_path: Path, mlflow_uri: str) -> None:
+    remote = make_remote(tmp_path, repo_files())
+    log = tmp_path / "run.log"
+    arguments = ["--repo", str(remote), "--state-dir", str(tmp_path / "state"), "--mlflow-uri", mlflow_uri,
+                 "--as-of", END.isoformat(), "--trials", "40", "--listen", "127.0.0.1:0", "--interval", "1h",
+                 "--jitter", "1m"]
+    with controller(arguments, log) as process:
+        base = f"http://127.0.0.1:{wait_for_port(log, process)}"
+        assert get(f"{base}/healthz")[0] == 200
+        deadline = time.monotonic() + 180
+        while get(f"{base}/readyz")[0] != 200:
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.5)
+        status, metrics = get(f"{base}/metrics")
+        assert status == 200
+        assert 'greenops_reconcile_total{outcome="ok",policy="churn-predictor"} 1.0' in metrics
+        assert 'greenops_reconcile_total{outcome="stalled",policy="ghost-model"} 1.0' in metrics
+        assert 'greenops_retrains_per_month{policy="churn-predictor",schedule="current"} 30.0' in metrics
+        assert 'greenops_predicted_energy_saving_kwh{policy="churn-predictor"}' in metrics
+        assert 'greenops_last_successful_reconcile_timestamp_seconds{policy="churn-predictor"}' in metrics
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert all("policy" in line and "level" in line for line in lines)
+    assert any(line["policy"] == "churn-predictor" for line in lines)
+    assert any(line["message"] == "stopped" for line in lines)
+    assert git("rev-list", "--count", "main..greenops/churn-predictor", cwd=remote) == "1"  # one whole commit
+    git("fsck", "--no-progress", cwd=remote)
+    clone = next((tmp_path / "state" / "workspaces").iterdir())
+    assert git("status", "--porcelain", cwd=clone) == "" and not (clone / ".git" / "index.lock").exists()
+
+
+def test_run_takes_settings_from_a_config_file_and_flags_win(tmp_path: Path) -> None:
+    config = tmp_path / "greenops.yaml"
+    config.write_text("repo: /nowhere.git\ninterval: 30m\nmr-label: [energy, ml]\n")
+    from controller.cli import RUN_OPTIONS, build_parser, parse_arguments
+
+    parser = build_parser()
+    args = parse_arguments(parser, ["run", "--config", str(config), "--interval", "2h"])
+    assert args.repo == "/nowhere.git" and args.interval.total_seconds() == 7200 and args.mr_label == ["energy", "ml"]
+    config.write_text("repo: /x.git\nintervall: 30m\n")
+    try:
+        parse_arguments(parser, ["run", "--config", str(config)])
+    except SystemExit as err:
+        assert "unknown setting 'intervall'" in str(err) and "interval" in str(err)
+    else:
+        raise AssertionError("a misspelt setting must be refused")
+    assert "--listen" in RUN_OPTIONS
+
+
+def test_transient_failures_bring_the_next_pass_sooner_with_backoff(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller.reconcile import Outcome, Settings
+    from controller.runtime import service
+    from controller.runtime.metrics import Metrics
+
+    statuses = iter(["transient", "transient", "transient", "ok"])
+    monkeypatch.setattr(service, "reconcile", lambda settings, push: [Outcome("p", next(statuses), "MLflow is down")])
+    settings = service.RunSettings(Settings("/repo.git", tmp_path, "sqlite:///x.db"), timedelta(minutes=3),
+                                   timedelta(0), timedelta(minutes=1), "127.0.0.1", 0)
+    controller = service.Controller(settings, Metrics())
+    controller.scheduler.start(paused=True)
+    try:
+        controller.scheduler.add_job(controller.reconcile_unit, controller._trigger(), id="unit:p", args=[("p",)])
+        delays = []
+        for _ in range(4):
+            before = datetime.now(UTC)
+            controller.reconcile_unit(("p",))
+            job = controller.scheduler.get_job("unit:p")
+            delays.append(round((job.next_run_time - before).total_seconds() / 60))
+        assert delays[:3] == [1, 2, 3] and controller.failures == {}  # 1, 2, then capped at the interval
+        exported = controller.metrics.exposition().decode()
+        assert 'greenops_reconcile_total{outcome="transient",policy="p"} 3.0' in exported
+    finally:
+        controller.scheduler.shutdown(wait=False)
