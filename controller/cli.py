@@ -166,8 +166,11 @@ def _listen(text: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)
 
 
-def config_arguments(path: Path, allowed: set[str]) -> list[str]:
-    """A YAML mapping of `greenops run` options (``interval: 30m``, ``mr-label: [a, b]``) as arguments."""
+def config_arguments(path: Path, allowed: set[str], given: list[str]) -> list[str]:
+    """A YAML mapping of `greenops run` options (``interval: 30m``, ``mr-label: [a, b]``) as arguments.
+
+    Options also given on the command line are left out (flags win, lists included); ``null`` means unset.
+    """
     import yaml
 
     try:
@@ -176,17 +179,19 @@ def config_arguments(path: Path, allowed: set[str]) -> list[str]:
         raise SystemExit(f"greenops run: cannot read the config file {path}: {err}") from err
     if not isinstance(data, dict):
         raise SystemExit(f"greenops run: {path} must be a mapping of option: value, e.g. `interval: 30m`")
+    on_command_line = {argument.split("=", 1)[0] for argument in given if argument.startswith("--")}
     arguments: list[str] = []
     for key, value in data.items():
         option = f"--{key}"
-        if option not in allowed or key == "config":
+        if option not in allowed:
             raise SystemExit(f"greenops run: {path}: unknown setting {key!r}; allowed: "
-                             f"{', '.join(sorted(o[2:] for o in allowed if o != '--config'))}")
-        for item in value if isinstance(value, list) else [value]:
-            arguments += [option, str(item)]
+                             f"{', '.join(sorted(o[2:] for o in allowed))}")
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, bool | dict | list) for item in items):
+            raise SystemExit(f"greenops run: {path}: {key} must be a string or a number (or a list of them)")
+        if value is not None and option not in on_command_line:
+            arguments += [part for item in items if item is not None for part in (option, str(item))]
     return arguments
-
-
 def _command_index(arguments: list[str]) -> int | None:
     """Where the command name is: after the global options (``--log-level X`` and ``--log-format X``)."""
     index = 0
@@ -210,7 +215,7 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None)
     at = _command_index(given)
     config = _config_path(given[at + 1:]) if at is not None and given[at] == "run" else None
     if at is not None and config is not None:
-        given = [*given[:at + 1], *config_arguments(config, RUN_OPTIONS), *given[at + 1:]]
+        given = [*given[:at + 1], *config_arguments(config, RUN_OPTIONS, given[at + 1:]), *given[at + 1:]]
     return parser.parse_args(given)
 
 
@@ -394,8 +399,8 @@ def _add_tuning_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="greenops", description="GitOps policy-as-code controller for Green MLOps: tunes retraining "
-        "schedules so energy and carbon go down while accuracy SLOs hold.")
+        prog="greenops", allow_abbrev=False, description="GitOps policy-as-code controller for Green MLOps: tunes "
+        "retraining schedules so energy and carbon go down while accuracy SLOs hold.")
     parser.add_argument("--version", action="version", version=f"greenops {__version__}")
     parser.add_argument("--log-level", default=os.environ.get("GREENOPS_LOG_LEVEL", "WARNING"),
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log verbosity (default WARNING; env "
@@ -475,8 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
         "jitter; passes never overlap; after a transient failure the next pass comes sooner, backing off up to the "
         "interval). The policy set is reloaded from Git every interval. Serves /metrics (Prometheus), /healthz and "
         "/readyz (ready once every policy had a first pass). SIGTERM lets the running pass finish, then exits 0. "
-        "Every option can also come from --config FILE (YAML, `option: value`; flags win) or, where noted, from the "
-        "environment.")
+        "Every option below can also come from --config FILE (YAML, `option: value`; flags win) or, where noted, "
+        "from the environment; --log-level and --log-format go before `run` or in GREENOPS_LOG_LEVEL/FORMAT.",
+        allow_abbrev=False)
     _add_pass_options(run)
     _add_tuning_options(run)
     service = run.add_argument_group("service")
@@ -493,7 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     service.add_argument("--config", type=Path, default=os.environ.get("GREENOPS_CONFIG"), metavar="FILE",
                          help="YAML file of settings, e.g. `repo: https://...`, `interval: 30m` (env GREENOPS_CONFIG)")
     run.set_defaults(func=cmd_run)
-    RUN_OPTIONS.update(option for action in run._actions for option in action.option_strings)
+    RUN_OPTIONS.update(option for action in run._actions for option in action.option_strings
+                       if option.startswith("--") and action.dest not in ("help", "config"))
 
     merge_requests = commands.add_parser(
         "mr", help="list, show or close the merge requests of the local forge",

@@ -79,12 +79,16 @@ def _no_change(policy: Policy, decision: Decision) -> Outcome:
     return Outcome(policy.name, "ok", f"no change proposed: {decision.reason} ({figures}){note}", decision)
 
 
+def unit_name(policy: Policy) -> str:
+    """What a policy is reconciled and proposed with: itself, or its ``proposal.group``."""
+    return f"group-{policy.proposal_group}" if policy.proposal_group else policy.name
+
+
 def change_sets(proposals: list[tuple[Policy, Decision]], workspace: Workspace) -> list[ChangeSet]:
     """One change set per policy, or per ``proposal.group`` (its policies in one merge request)."""
     groups: dict[str, list[tuple[Policy, Decision]]] = {}
     for policy, decision in proposals:
-        groups.setdefault(f"group-{policy.proposal_group}" if policy.proposal_group else policy.name, []).append(
-            (policy, decision))
+        groups.setdefault(unit_name(policy), []).append((policy, decision))
     changes = []
     for name, members in groups.items():
         policies, decisions = [p for p, _ in members], [d for _, d in members]
@@ -151,8 +155,7 @@ def policy_units(settings: Settings) -> tuple[dict[str, tuple[str, ...]], list[s
     result = validate_paths([workspace.root / settings.policies_dir], relative_to=workspace.root)
     units: dict[str, list[str]] = {}
     for policy in sorted(result.policies, key=lambda p: p.name):
-        units.setdefault(f"group-{policy.proposal_group}" if policy.proposal_group else policy.name, []).append(
-            policy.name)
+        units.setdefault(unit_name(policy), []).append(policy.name)
     return {name: tuple(members) for name, members in units.items()}, [p.render() for p in result.problems]
 
 

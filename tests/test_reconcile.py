@@ -258,6 +258,7 @@ def test_a_forge_token_appears_nowhere(tmp_path: Path, mlflow_uri: str, monkeypa
     printed = capsys.readouterr()
     assert "refused the token" in printed.out
     logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "reconciling" in logged  # the scan reads real log records
     history = git("log", "-p", "--all", cwd=remote)
     stored = "\n".join(p.read_text(errors="ignore") for p in state.rglob("*") if p.is_file() and p.stat().st_size
                        < 5_000_000 and p.suffix not in (".db", ".pack", ".idx"))

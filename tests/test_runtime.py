@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -116,11 +117,11 @@ def test_transient_failures_bring_the_next_pass_sooner_with_backoff(tmp_path: Pa
     controller = service.Controller(settings, Metrics())
     controller.scheduler.start(paused=True)
     try:
-        controller.scheduler.add_job(controller.reconcile_unit, controller._trigger(), id="unit:p", args=[("p",)])
+        controller.scheduler.add_job(controller.reconcile_unit, controller._trigger(), id="unit:p", args=["p", ("p",)])
         delays = []
         for _ in range(4):
             before = datetime.now(UTC)
-            controller.reconcile_unit(("p",))
+            controller.reconcile_unit("p", ("p",))
             job = controller.scheduler.get_job("unit:p")
             delays.append(round((job.next_run_time - before).total_seconds() / 60))
         assert delays[:3] == [1, 2, 3] and controller.failures == {}  # 1, 2, then capped at the interval
@@ -128,3 +129,51 @@ def test_transient_failures_bring_the_next_pass_sooner_with_backoff(tmp_path: Pa
         assert 'greenops_reconcile_total{outcome="transient",policy="p"} 3.0' in exported
     finally:
         controller.scheduler.shutdown(wait=False)
+
+
+def test_sigterm_during_a_failing_pass_waits_for_it_and_never_deadlocks(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pass ends transient, so it reschedules itself while stop() is waiting: the case that deadlocked
+    when stop() held the scheduler's lock."""
+    from controller.reconcile import Outcome, Settings
+    from controller.runtime import service
+    from controller.runtime.metrics import Metrics
+
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_transient(settings: Settings, push: bool) -> list[Outcome]:
+        started.set()
+        release.wait(10)
+        finished.set()
+        return [Outcome("p", "transient", "MLflow is down")]
+
+    monkeypatch.setattr(service, "reconcile", slow_transient)
+    settings = service.RunSettings(Settings("/repo.git", tmp_path, "sqlite:///x.db"), timedelta(hours=1),
+                                   timedelta(0), timedelta(minutes=1), "127.0.0.1", 0)
+    controller = service.Controller(settings, Metrics())
+    controller.scheduler.start()
+    controller.scheduler.add_job(controller.reconcile_unit, controller._trigger(), id="unit:p", args=["p", ("p",)],
+                                 next_run_time=datetime.now(UTC))
+    assert started.wait(10)
+    stopper = threading.Thread(target=controller.stop)
+    stopper.start()
+    time.sleep(0.2)
+    assert stopper.is_alive() and not finished.is_set()  # stop() waits for the running pass ...
+    release.set()
+    stopper.join(10)
+    assert not stopper.is_alive() and finished.is_set()  # ... and returns once it has finished
+
+
+def test_config_lists_nulls_and_abbreviations(tmp_path: Path) -> None:
+    from controller.cli import build_parser, parse_arguments
+
+    config = tmp_path / "greenops.yaml"
+    config.write_text("repo: /r.git\nmr-label: [a, b]\ntarget-branch: null\n")
+    parser = build_parser()
+    args = parse_arguments(parser, ["run", "--config", str(config), "--mr-label", "c"])
+    assert args.mr_label == ["c"] and args.target_branch is None  # the flag's list replaces the file's
+    config.write_text("repo: /r.git\ninterval: yes\n")
+    with pytest.raises(SystemExit, match="interval must be a string or a number"):
+        parse_arguments(parser, ["run", "--config", str(config)])
+    with pytest.raises(SystemExit):
+        parse_arguments(parser, ["run", "--conf", str(config)])  # no silent abbreviation

@@ -13,6 +13,8 @@ from pythonjsonlogger.json import JsonFormatter
 
 from controller.redact import ScrubFilter, scrub
 
+HANDLER_NAME = "greenops"
+
 
 class PolicyTextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -45,4 +47,9 @@ def configure(level: str, fmt: str) -> None:
                                                             "name": "logger"})
                          if fmt == "json" else PolicyTextFormatter())
     handler.addFilter(ScrubFilter())
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    handler.set_name(HANDLER_NAME)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:  # ours only: others (pytest) stay
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)

@@ -5,6 +5,8 @@ carries the label ``policy``. The Grafana dashboard and the metrics reference in
 exactly these names.
 """
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -52,5 +54,18 @@ class Metrics:
                                               - decision.proposed.carbon_kg_per_period)
         self.proposing.labels(policy).set(1.0 if decision.propose else 0.0)
 
+    def forget(self, policy: str) -> None:
+        """Drop the gauges of a policy that left the repository, so dashboards do not show stale values."""
+        for gauge in (self.energy_saving, self.carbon_saving, self.proposing, self.last_success):
+            _remove(gauge, policy)
+        for gauge in (self.retrains, self.compliance):
+            for schedule in ("current", "proposed"):
+                _remove(gauge, policy, schedule)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _remove(gauge: Gauge, *labels: str) -> None:
+    with contextlib.suppress(KeyError):  # never set
+        gauge.remove(*labels)

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -48,10 +47,12 @@ class Controller:
         self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(1)}, timezone=UTC,
                                              job_defaults={"coalesce": True, "max_instances": 1,
                                                            "misfire_grace_time": None})
-        self.failures: dict[str, int] = {}
-        self.waiting: set[str] = set()  # policies without a first pass yet
+        self.failures: dict[str, int] = {}  # transient failures in a row, by unit (discovery included)
+        self.waiting: set[str] = set()  # units without a first pass yet
         self.discovered = False
         self.stopping = threading.Event()
+        self.busy = threading.Lock()  # held by the running job: stop() waits on it, not on the scheduler's lock
+        self.opened = 0  # new merge requests in this round (since the last discovery)
 
     @property
     def ready(self) -> bool:
@@ -67,73 +68,97 @@ class Controller:
                                id=DISCOVERY, next_run_time=datetime.now(UTC))
 
     def stop(self) -> None:
-        """No new pass starts; wait for the running one."""
+        """No new pass starts; the running one finishes. The scheduler is shut down only afterwards: its own
+        wait holds a lock that a finishing job may need (to reschedule itself), which would deadlock."""
         self.stopping.set()
-        self.scheduler.shutdown(wait=True)
+        self.scheduler.pause()
+        with self.busy:
+            self.scheduler.shutdown(wait=False)
 
     def discover(self) -> None:
-        if self.stopping.is_set():
-            return
+        with self.busy:
+            if not self.stopping.is_set():
+                self._discover()
+
+    def _discover(self) -> None:
         try:
             units, problems = policy_units(self.settings.reconcile)
-        except (StalledError, TransientError) as err:  # keep the known jobs, try again next interval
+        except (StalledError, TransientError) as err:  # keep the known jobs; try again soon
             log.warning("cannot read the policies: %s", err)
+            self._retry_sooner(DISCOVERY, DISCOVERY, "reading the policies")
             return
+        self.failures.pop(DISCOVERY, None)
+        self.opened = 0
         for problem in problems:
             log.warning("invalid policy file: %s", problem)
+        only = set(self.settings.reconcile.only)
+        units = {name: members for name, members in units.items() if not only or only & set(members)}
         jobs = {job.id.removeprefix("unit:"): job for job in self.scheduler.get_jobs() if job.id.startswith("unit:")}
         for name, members in units.items():
-            if name in jobs and tuple(jobs[name].args[0]) == members:
+            if name in jobs and tuple(jobs[name].args[1]) == members:
                 continue
             if name in jobs:
                 jobs[name].remove()
             self.waiting.add(name)
-            self.scheduler.add_job(self.reconcile_unit, self._trigger(), id=f"unit:{name}", args=[members],
+            self.scheduler.add_job(self.reconcile_unit, self._trigger(), id=f"unit:{name}", args=[name, members],
                                    next_run_time=datetime.now(UTC))
         for name in sorted(set(jobs) - set(units)):
             jobs[name].remove()
             self.waiting.discard(name)
-            log.info("policy removed from the repository; no longer reconciled", extra={"policy": name})
+            self.failures.pop(name, None)
+            for member in jobs[name].args[1]:
+                self.metrics.forget(member)
+            log.info("no longer in the repository; not reconciled any more", extra={"policy": name})
         self.discovered = True
 
     def _trigger(self) -> IntervalTrigger:
         return IntervalTrigger(seconds=self.settings.interval.total_seconds(),
                                jitter=int(self.settings.jitter.total_seconds()) or None)
 
-    def reconcile_unit(self, members: tuple[str, ...]) -> None:
+    def reconcile_unit(self, unit: str, members: tuple[str, ...]) -> None:
         """One pass over a policy, or over the policies of one group (they share a merge request)."""
-        if self.stopping.is_set():
-            return
-        name = members[0] if len(members) == 1 else f"group of {', '.join(members)}"
-        unit = next(n for n, job in self._units() if tuple(job.args[0]) == members)
+        with self.busy:
+            if self.stopping.is_set() or self.scheduler.get_job(f"unit:{unit}") is None:
+                return  # shutting down, or a run queued before discovery removed the unit
+            try:
+                self._reconcile(unit, members)
+            finally:
+                self.waiting.discard(unit)
+
+    def _reconcile(self, unit: str, members: tuple[str, ...]) -> None:
+        cap = self.settings.reconcile.max_mrs_per_run
+        settings = replace(self.settings.reconcile, only=members,
+                           max_mrs_per_run=None if cap is None else max(0, cap - self.opened))
         began = time.monotonic()
-        outcomes = reconcile(replace(self.settings.reconcile, only=members), push=True)
+        try:
+            outcomes = reconcile(settings, push=True)
+        except Exception as err:  # a bug: report it, keep serving the other policies
+            log.exception("internal error: %s: %s", type(err).__name__, err, extra={"policy": unit})
+            outcomes = [Outcome(m, "error", f"internal error: {type(err).__name__}") for m in members]
         seconds = time.monotonic() - began
         mine = [o for o in outcomes if o.policy in members] or outcomes[:1]
         for outcome in mine:
             self.metrics.record(outcome.policy, outcome.status, seconds, outcome.decision, time.time())
             self._log(outcome.policy, outcome)
-        self.waiting.discard(unit)
+        self.opened += sum(o.proposal is not None and o.proposal.status == "created" for o in mine)
         if any(o.status == "transient" for o in mine):
-            self._retry_sooner(unit, name)
+            self._retry_sooner(f"unit:{unit}", unit, "a transient failure")
         else:
             self.failures.pop(unit, None)
-
-    def _units(self) -> list[tuple[str, Job]]:
-        return [(job.id.removeprefix("unit:"), job) for job in self.scheduler.get_jobs() if job.id.startswith("unit:")]
 
     def _log(self, name: str, outcome: Outcome) -> None:
         level = logging.INFO if outcome.status == "ok" else logging.WARNING
         log.log(level, "%s: %s", outcome.status, outcome.message, extra={"policy": name})
 
-    def _retry_sooner(self, unit: str, name: str) -> None:
+    def _retry_sooner(self, job_id: str, unit: str, why: str) -> None:
+        if self.stopping.is_set():
+            return
         failures = self.failures[unit] = self.failures.get(unit, 0) + 1
         delay = min(self.settings.interval, self.settings.retry_after * 2 ** (failures - 1))
-        job = self.scheduler.get_job(f"unit:{unit}")
-        if job is not None and not self.stopping.is_set():
+        job = self.scheduler.get_job(job_id)
+        if job is not None:
             job.modify(next_run_time=datetime.now(UTC) + delay)
-            log.info("transient failure %d in a row; next pass in %s", failures, format_duration(delay),
-                     extra={"policy": name})
+            log.info("%s, %d in a row; next try in %s", why, failures, format_duration(delay), extra={"policy": unit})
 
 
 def run(settings: RunSettings) -> int:
