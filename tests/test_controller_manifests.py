@@ -1,0 +1,78 @@
+"""The controller's own deployment: Kustomize renders it, Kubernetes' schemas accept it, the dashboard only
+queries metrics `greenops run` exports, and the Dockerfile passes hadolint."""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from controller.decision import Decision, Evidence, Forecast
+from controller.runtime.metrics import Metrics
+
+from .conftest import PROJECT, require_binary
+
+CONTROLLER = PROJECT / "manifests" / "controller"
+
+
+def built(tmp_path: Path) -> list[dict[str, object]]:
+    kubectl = require_binary("kubectl")
+    text = subprocess.run([kubectl, "kustomize", str(CONTROLLER)], capture_output=True, text=True, check=True).stdout
+    (tmp_path / "built.yaml").write_text(text)
+    return list(yaml.safe_load_all(text))
+
+
+def test_controller_manifests_render_and_validate(tmp_path: Path) -> None:
+    documents = built(tmp_path)
+    assert sorted(str(d["kind"]) for d in documents) == ["ConfigMap", "ConfigMap", "Deployment", "Namespace",
+                                                          "Service", "ServiceAccount"]
+    validator = require_binary("kubernetes-validate")
+    checked = subprocess.run([validator, "--strict", str(tmp_path / "built.yaml")], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_deployment_is_locked_down_and_probed(tmp_path: Path) -> None:
+    (deployment,) = [d for d in built(tmp_path) if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]  # type: ignore[index]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] and container["securityContext"]["readOnlyRootFilesystem"]
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    assert pod["terminationGracePeriodSeconds"] >= 300  # a pass finishes before SIGKILL
+    token = next(e for e in container["env"] if e["name"] == "GREENOPS_FORGE_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"]["name"] == "greenops-forge"
+    assert deployment["spec"]["replicas"] == 1  # type: ignore[index]
+
+
+def exported_names() -> set[str]:
+    metrics = Metrics()
+    forecast = Forecast("0 2 * * *", 30.0, 10.0, 1.0, 0.97, 0.96, 0.9, 0.88, 24.0, 24.0, ())
+    evidence = Evidence("test", "", "", 1, 1, 1.0, 0.0, 1.0, 1, 1, 84, 100.0, False)
+    metrics.record("p", "ok", 1.0, Decision("p", forecast, forecast, True, "why", None, evidence), 0.0)
+    return {sample.name for family in metrics.registry.collect() for sample in family.samples}
+
+
+def test_the_dashboard_queries_only_metrics_greenops_exports() -> None:
+    dashboard = json.loads((CONTROLLER / "dashboards" / "greenops.json").read_text())
+    queried = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"greenops_[a-z_]+", target["expr"])}
+    assert queried and queried <= exported_names(), queried - exported_names()
+    titles = " ".join(panel["title"] for panel in dashboard["panels"]).lower()
+    assert "energy" in titles and "carbon" in titles and "slo compliance" in titles and "proposals" in titles
+
+
+def test_the_dashboard_is_provisioned_by_a_labelled_configmap(tmp_path: Path) -> None:
+    (config_map,) = [d for d in built(tmp_path) if d["metadata"]["name"] == "greenops-dashboard"]  # type: ignore[index]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"  # type: ignore[index]
+    assert json.loads(config_map["data"]["greenops.json"])["uid"] == "greenops-overview"  # type: ignore[index]
+
+
+def test_the_dockerfile_passes_hadolint() -> None:
+    hadolint = require_binary("hadolint")
+    linted = subprocess.run([hadolint, str(PROJECT / "Dockerfile")], capture_output=True, text=True)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    text = (PROJECT / "Dockerfile").read_text()
+    assert "USER 10001" in text and 'ENTRYPOINT ["greenops"]' in text
