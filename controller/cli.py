@@ -222,6 +222,13 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None)
 RUN_OPTIONS: set[str] = set()
 
 
+def cmd_schema_reference(args: argparse.Namespace) -> int:
+    from controller.policy.reference import policy_reference
+
+    print(policy_reference(), end="")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from controller.demo.run import run_demo
 
@@ -501,6 +508,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     RUN_OPTIONS.update(option for action in run._actions for option in action.option_strings
                        if option.startswith("--") and action.dest not in ("help", "config"))
+
+    schema = commands.add_parser("schema", help="the RetrainingPolicy schema, for people",
+                                 description="Documentation generated from the RetrainingPolicy JSON Schema.")
+    schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="SUBCOMMAND")
+    reference = schema_commands.add_parser("reference", help="print the policy reference (Markdown) generated from "
+                                           "the schema; docs/policy-reference.md is its output")
+    reference.set_defaults(func=cmd_schema_reference)
 
     merge_requests = commands.add_parser(
         "mr", help="list, show or close the merge requests of the local forge",

@@ -93,3 +93,11 @@ def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exit_info.value.code == 0
     assert "validate" in capsys.readouterr().out
+
+
+def test_the_policy_reference_is_generated_from_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/policy-reference.md cannot drift: regenerate it with `greenops schema reference`."""
+    assert main(["schema", "reference"]) == 0
+    generated = capsys.readouterr().out
+    assert generated == (PROJECT / "docs" / "policy-reference.md").read_text()
+    assert "| `spec.promotion.maxMinGain` | number |" in generated and "`spec.training.window`" in generated
