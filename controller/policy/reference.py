@@ -12,7 +12,7 @@ from controller.policy.schema import policy_schema
 
 def _kind(node: dict[str, Any], definitions: dict[str, Any]) -> str:
     if "$ref" in node:
-        return definitions[node["$ref"].rsplit("/", 1)[1]].get("type", "string") + " (duration)"
+        return f"{definitions[node['$ref'].rsplit('/', 1)[1]].get('type', 'string')} (duration)"
     if "const" in node:
         return f"`{node['const']}`"
     if "enum" in node:
