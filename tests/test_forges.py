@@ -1,17 +1,19 @@
 """GitHub and GitLab REST behaviour against the FAKE servers of fakeforges.py (git pushes stay real)."""
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from controller.errors import StalledError, TransientError
-from controller.gitops.forge import ForgeSettings, open_forge, project_from_url
+from controller.gitops.forge import Forge, ForgeSettings, open_forge, project_from_url
 from controller.gitops.workspace import Workspace
 from controller.gitops.writeback import ensure_merge_request
 
 from .conftest import git, human_commit, make_remote, recorded_push_options
-from .fakeforges import add_gitlab_merge_request, fake_forge
+from .fakeforges import FakeForgeState, add_gitlab_merge_request, fake_forge
 from .test_writeback import LABELS, change_for, proposal
 
 TOKEN = "ghp_s3cretTOKENvalue1234"
@@ -22,15 +24,22 @@ def forge_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GREENOPS_FORGE_TOKEN", TOKEN)
 
 
+@contextmanager
+def against(kind: str, tmp_path: Path, token: str = TOKEN) -> Iterator[tuple[Path, Workspace, FakeForgeState, Forge]]:
+    """A real bare remote, its clone, the FAKE forge of ``kind`` and the forge client pointed at it."""
+    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
+    workspace = Workspace.open(str(remote), tmp_path / "state")
+    with fake_forge(kind, token) as fake:
+        yield remote, workspace, fake, open_forge(ForgeSettings(kind, fake.base, "team/gitops"), str(remote),
+                                                  tmp_path / "state")
+
+
 def writes(requests: list[tuple[str, str, str]]) -> list[str]:
     return [f"{method} {path}" for method, path, _ in requests if method != "GET"]
 
 
 def test_github_pull_request_is_opened_labelled_then_updated_and_left_alone_when_unchanged(tmp_path: Path) -> None:
-    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
-    workspace = Workspace.open(str(remote), tmp_path / "state")
-    with fake_forge("github", TOKEN) as github:
-        forge = open_forge(ForgeSettings("github", github.base, "team/gitops"), str(remote), tmp_path / "state")
+    with against("github", tmp_path) as (remote, workspace, github, forge):
         first = ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True, tmp_path)
         assert first.status == "created" and first.request and first.request.number == "#1"
         (pull,) = github.pulls
@@ -48,10 +57,7 @@ def test_github_pull_request_is_opened_labelled_then_updated_and_left_alone_when
 
 
 def test_github_closed_pull_request_is_a_declined_proposal(tmp_path: Path) -> None:
-    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
-    workspace = Workspace.open(str(remote), tmp_path / "state")
-    with fake_forge("github", TOKEN) as github:
-        forge = open_forge(ForgeSettings("github", github.base, "team/gitops"), str(remote), tmp_path / "state")
+    with against("github", tmp_path) as (_remote, workspace, github, forge):
         ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True, tmp_path)
         github.pulls[0]["state"] = "closed"
         github.requests.clear()
@@ -97,10 +103,7 @@ def test_project_from_repository_url(url: str, project: str | None) -> None:
 def test_gitlab_reads_state_and_leaves_one_note_on_a_held_branch(tmp_path: Path,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
-    workspace = Workspace.open(str(remote), tmp_path / "state")
-    with fake_forge("gitlab", TOKEN) as gitlab:
-        forge = open_forge(ForgeSettings("gitlab", gitlab.base, "team/gitops"), str(remote), tmp_path / "state")
+    with against("gitlab", tmp_path) as (remote, workspace, gitlab, forge):
         change = change_for(workspace, proposal())
         created = ensure_merge_request(workspace, forge, change, LABELS, True, True, tmp_path)
         assert created.status == "created" and recorded_push_options(remote)[0][0] == "merge_request.create"
@@ -117,10 +120,7 @@ def test_gitlab_reads_state_and_leaves_one_note_on_a_held_branch(tmp_path: Path,
 
 
 def test_gitlab_closed_merge_request_is_a_declined_proposal(tmp_path: Path) -> None:
-    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
-    workspace = Workspace.open(str(remote), tmp_path / "state")
-    with fake_forge("gitlab", TOKEN) as gitlab:
-        forge = open_forge(ForgeSettings("gitlab", gitlab.base, "team/gitops"), str(remote), tmp_path / "state")
+    with against("gitlab", tmp_path) as (remote, workspace, gitlab, forge):
         change = change_for(workspace, proposal())
         ensure_merge_request(workspace, forge, change, LABELS, True, True, tmp_path)
         gitlab.pulls[0]["state"] = "closed"
@@ -131,10 +131,7 @@ def test_gitlab_closed_merge_request_is_a_declined_proposal(tmp_path: Path) -> N
 
 
 def test_gitlab_opens_the_request_through_the_api_when_push_options_left_none(tmp_path: Path) -> None:
-    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
-    workspace = Workspace.open(str(remote), tmp_path / "state")
-    with fake_forge("gitlab", TOKEN) as gitlab:
-        forge = open_forge(ForgeSettings("gitlab", gitlab.base, "team/gitops"), str(remote), tmp_path / "state")
+    with against("gitlab", tmp_path) as (_remote, workspace, gitlab, forge):
         change = change_for(workspace, proposal())
         add_gitlab_merge_request(gitlab, "team/gitops", change.branch, "merged", "an earlier proposal")
         result = ensure_merge_request(workspace, forge, change, LABELS, True, True, tmp_path)
@@ -143,10 +140,7 @@ def test_gitlab_opens_the_request_through_the_api_when_push_options_left_none(tm
 
 
 def test_a_pull_request_that_failed_to_open_is_opened_on_the_next_pass(tmp_path: Path) -> None:
-    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
-    workspace = Workspace.open(str(remote), tmp_path / "state")
-    with fake_forge("github", TOKEN) as github:
-        forge = open_forge(ForgeSettings("github", github.base, "team/gitops"), str(remote), tmp_path / "state")
+    with against("github", tmp_path) as (remote, workspace, github, forge):
         github.fail_next_post = True
         with pytest.raises(TransientError):
             ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True, tmp_path)
