@@ -3,9 +3,9 @@
 For any git remote without a forge API (the default, and the demo). Each bot branch has one record,
 ``<state>/merge-requests/<name>.json`` (machine-readable) and ``<name>.md`` (title, body and diff for
 people); ``greenops mr list``, ``mr show`` and ``mr close`` read and change them. A merge request is
-merged when its commit reaches the target branch (the write-back checks that with git), and closed
-(declined) with ``greenops mr close``. Earlier requests of the same branch are kept in the record's
-history.
+merged when its commit (or, after a squash, its content) reaches the target branch, and closed when
+``greenops mr close`` declines it or its branch is deleted; the write-back checks both with git.
+Earlier requests of the same branch are kept in the record's history.
 """
 
 import json
