@@ -25,6 +25,11 @@ class Forecast:
     training_window_days: float | None = None
     quality_by_week: tuple[float, ...] = ()  # predicted mean quality per week of the horizon (NaN: unknown age)
 
+    @property
+    def settings(self) -> tuple[str, float, float | None]:
+        """What the job runs with: the schedule, the promotion gate and the training window."""
+        return self.schedule, self.promotion_min_gain, self.training_window_days
+
 
 @dataclass(frozen=True)
 class Evidence:

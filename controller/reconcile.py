@@ -163,7 +163,7 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
     """Run one pass over every policy in the repository (``push=False`` for ``greenops plan``)."""
     try:
         workspace = Workspace.open(settings.repo_url, settings.state_dir, settings.target_branch)
-        forge = open_forge(settings.forge, settings.repo_url, settings.state_dir)
+        forge = open_forge(settings.forge, settings.repo_url, settings.state_dir, workspace)
     except (StalledError, TransientError) as err:
         status = "stalled" if isinstance(err, StalledError) else "transient"
         return [Outcome(safe_url(settings.repo_url), status, str(err))]

@@ -2,14 +2,13 @@
 
 import hashlib
 import json
-from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
 
 from controller.decision import Forecast
-from controller.policy.durations import format_duration
+from controller.policy.durations import format_days
 from controller.policy.model import Policy
 
 GENERATED_DIR = PurePosixPath("manifests/generated")
@@ -40,7 +39,7 @@ def job_env(policy: Policy, proposed: Forecast) -> list[tuple[str, str]]:
     """The decision's settings the retraining job must apply, ahead of the policy's own env."""
     env = [("GREENOPS_POLICY", policy.name), ("GREENOPS_PROMOTION_MIN_GAIN", f"{proposed.promotion_min_gain:g}")]
     if proposed.training_window_days is not None:
-        env.append(("GREENOPS_TRAINING_WINDOW", format_duration(timedelta(days=proposed.training_window_days))))
+        env.append(("GREENOPS_TRAINING_WINDOW", format_days(proposed.training_window_days)))
     return env
 
 
@@ -63,8 +62,7 @@ def _container(policy: Policy, proposed: Forecast) -> dict[str, Any]:
 def decision_digest(proposed: Forecast) -> str:
     """Ties an object to the decision it was generated for: the settings only, so unchanged settings
     give unchanged bytes whatever the predicted figures."""
-    settings = [proposed.schedule, proposed.promotion_min_gain, proposed.training_window_days]
-    return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(proposed.settings).encode()).hexdigest()[:12]
 
 
 def render_cronjob(policy: Policy, proposed: Forecast) -> str:

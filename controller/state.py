@@ -1,10 +1,8 @@
 """The state directory: workspaces, merge-request records. Writes are atomic (temp file + rename)."""
 
-import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 DEFAULT_STATE_DIR = Path(".greenops")
 
@@ -24,11 +22,3 @@ def write_atomic(path: Path, text: str) -> None:
 
 def merge_request_dir(state_dir: Path) -> Path:
     return state_dir / "merge-requests"
-
-
-def save_merge_request(state_dir: Path, policy: str, record: dict[str, Any], markdown: str) -> Path:
-    """Keep the MR where a user can read it: ``<state>/merge-requests/<policy>.md`` and ``.json``."""
-    folder = merge_request_dir(state_dir)
-    write_atomic(folder / f"{policy}.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
-    write_atomic(folder / f"{policy}.md", markdown)
-    return folder / f"{policy}.md"

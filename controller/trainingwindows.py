@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from controller.costmodel import CostModel, fit_cost_model
 from controller.errors import StalledError
-from controller.policy.durations import format_duration
+from controller.policy.durations import format_days
 from controller.policy.model import Policy
 from controller.telemetry.history import History, TrainingRun
 
@@ -34,10 +34,6 @@ def _days(window: timedelta) -> float:
 def _key(days: float) -> int:
     """Windows compared to the minute: 30d logged as 30.0 and as 30.000001 are the same window."""
     return round(days * MINUTES_PER_DAY)
-
-
-def _label(days: float) -> str:
-    return format_duration(timedelta(days=days))
 
 
 def _by_window(history: History, today: float) -> dict[int, list[TrainingRun]]:
@@ -64,10 +60,10 @@ def fit_window_models(history: History, policy: Policy, seed: int) -> WindowMode
     today = _days(training.window)
     groups = _by_window(history, today)
     models = [_fit(replace(history, trainings=tuple(groups.pop(_key(today), []))), policy, seed, today)]
-    considered, left_out = [f"{_label(today)} today ({models[0].trainings} runs)"], []
+    considered, left_out = [f"{format_days(today)} today ({models[0].trainings} runs)"], []
     low, high = _key(_days(training.min_window)), _key(_days(training.max_window))
     for key, runs in sorted(groups.items()):
-        label = _label(key / MINUTES_PER_DAY)
+        label = format_days(key / MINUTES_PER_DAY)
         if not low <= key <= high:
             left_out.append(f"{label} (outside minWindow-maxWindow)")
             continue

@@ -40,7 +40,8 @@ def proposal(decay: float = 0.002, name: str = "fraud-detector", group: str | No
 
 def setup(tmp_path: Path) -> tuple[Path, Workspace, LocalForge]:
     remote = make_remote(tmp_path, {"README.md": "gitops\n"})
-    return remote, Workspace.open(str(remote), tmp_path / "state"), LocalForge(tmp_path / "state")
+    workspace = Workspace.open(str(remote), tmp_path / "state")
+    return remote, workspace, LocalForge(tmp_path / "state", workspace)
 
 
 def change_for(workspace: Workspace, *members: tuple[Policy, Decision]) -> ChangeSet:

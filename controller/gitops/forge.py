@@ -10,10 +10,13 @@ repository, and are registered with ``redact`` so no message can carry them.
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from controller.errors import StalledError
 from controller.redact import register_secret
+
+if TYPE_CHECKING:
+    from controller.gitops.workspace import Workspace
 
 TOKEN_VARIABLES = {"gitlab": ("GREENOPS_FORGE_TOKEN", "GITLAB_TOKEN"),
                    "github": ("GREENOPS_FORGE_TOKEN", "GITHUB_TOKEN")}
@@ -104,12 +107,13 @@ def project_from_url(url: str) -> str | None:
     return path if "/" in path and not path.startswith("/") else None
 
 
-def open_forge(settings: ForgeSettings, repo_url: str, state_dir: Path) -> Forge:
-    """The configured provider; each SDK is imported only when its provider is chosen."""
+def open_forge(settings: ForgeSettings, repo_url: str, state_dir: Path, workspace: "Workspace | None" = None) -> Forge:
+    """The configured provider; each SDK is imported only when its provider is chosen. The local forge
+    learns from ``workspace`` (git) whether its requests were merged."""
     if settings.kind == "local":
         from controller.gitops.localforge import LocalForge
 
-        return LocalForge(state_dir)
+        return LocalForge(state_dir, workspace)
     project = settings.project or project_from_url(repo_url)
     if project is None:
         raise StalledError(f"cannot tell the {settings.kind} project from the repository URL; pass --forge-project")

@@ -4,7 +4,7 @@ For any git remote without a forge API (the default, and the demo). Each bot bra
 ``<state>/merge-requests/<name>.json`` (machine-readable) and ``<name>.md`` (title, body and diff for
 people); ``greenops mr list``, ``mr show`` and ``mr close`` read and change them. A merge request is
 merged when its commit (or, after a squash, its content) reaches the target branch, and closed when
-``greenops mr close`` declines it or its branch is deleted; the write-back checks both with git.
+``greenops mr close`` declines it or its branch is deleted; ``find`` checks both with git.
 Earlier requests of the same branch are kept in the record's history.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 
 from controller.errors import StalledError
 from controller.gitops.forge import MergeRequest, Submission
+from controller.gitops.workspace import Workspace
 from controller.state import merge_request_dir, write_atomic
 
 BRANCH_PREFIX = "greenops/"
@@ -27,8 +28,9 @@ class LocalForge:
     name = "local"
     knows_state = True
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, workspace: Workspace | None = None) -> None:
         self.folder = merge_request_dir(state_dir)
+        self.workspace = workspace  # None: records only (`greenops mr`), no git to learn merges from
 
     def _path(self, branch: str) -> Path:
         return self.folder / f"{record_name(branch)}.json"
@@ -57,8 +59,19 @@ class LocalForge:
         return []
 
     def find(self, branch: str) -> MergeRequest | None:
+        """The branch's request; an open one is marked merged once git shows its commit (or content) on the
+        target, and closed once its branch was deleted without that."""
         record = self._load(branch)
-        return None if record is None else _request(record)
+        if record is None:
+            return None
+        request = _request(record)
+        if request.state != "open" or request.head is None or self.workspace is None:
+            return request
+        if self.workspace.merged(request.head):
+            return self.mark(request, "merged")
+        if self.workspace.branch_head(branch) is None:
+            return self.mark(request, "closed")
+        return request
 
     def submit(self, submission: Submission, existing: MergeRequest | None) -> MergeRequest:
         record = self._load(submission.branch) or {"branch": submission.branch, "history": [], "number": 0}

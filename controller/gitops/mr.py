@@ -3,12 +3,11 @@
 import json
 import math
 from dataclasses import asdict
-from datetime import timedelta
 
 from controller.decision import ESTIMATE_NOTE, Decision, Evidence, Forecast, percent_change
 from controller.gitops.chart import quality_chart
 from controller.optimize.candidates import describe
-from controller.policy.durations import format_duration
+from controller.policy.durations import format_days, format_duration
 from controller.policy.model import Policy
 
 MACHINE_BLOCK = "greenops-decision"
@@ -32,7 +31,7 @@ def title(policy: Policy, decision: Decision) -> str:
 
 def _window(forecast: Forecast) -> str:
     days = forecast.training_window_days
-    return "all data" if days is None else format_duration(timedelta(days=days))
+    return "all data" if days is None else format_days(days)
 
 
 def _row(label: str, current: str, proposed: str) -> str:

@@ -154,6 +154,14 @@ class Workspace:
         commit = self.repo.index.commit(message, author=actor, committer=actor)
         return commit.hexsha
 
+    def merged(self, sha: str) -> bool:
+        """Whether commit ``sha`` reached the target branch, as a commit or (squashed) as content."""
+        base = self._ref(self.target)
+        try:
+            return base is not None and (self.contains(sha) or self._merged_by_content(sha, base))
+        except git.GitCommandError:  # the commit is gone (branch deleted and pruned): not merged as far as we know
+            return False
+
     def contains(self, sha: str) -> bool:
         """Whether commit ``sha`` is on the target branch (its merge request was merged)."""
         base = self._ref(self.target)

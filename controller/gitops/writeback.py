@@ -1,8 +1,7 @@
 """Write-back: one branch and one merge request per proposal, updated idempotently and safely.
 
 The flat list of steps for one change set (one policy, or a group of policies):
-1. find the newest merge request of the branch; for the local forge, git tells whether it was merged
-   (its commit reached the target) or closed (its branch was deleted without merge);
+1. find the newest merge request of the branch (the forge says whether it was merged or closed);
 2. a closed request is a declined proposal: propose again only when the decision changed materially
    (the declined settings are read back from the request's hidden block);
 3. rebuild the branch as target + one bot commit; unchanged bytes mean no commit, no push and no API
@@ -18,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from controller.decision import Decision, Forecast
 from controller.gitops.forge import Forge, MergeRequest, Submission
-from controller.gitops.localforge import LocalForge, record_name
+from controller.gitops.localforge import record_name
 from controller.gitops.mr import MACHINE_BLOCK
 from controller.gitops.workspace import ProposalResult, Workspace
 from controller.policy.model import Policy
@@ -64,15 +63,11 @@ def declined_proposals(body: str) -> dict[str, dict[str, object]]:
             if isinstance(p, dict) and "policy" in p and isinstance(p.get("proposed"), dict)}
 
 
-def _settings(forecast: dict[str, object]) -> tuple[object, object, object]:
-    return forecast.get("schedule"), forecast.get("promotion_min_gain"), forecast.get("training_window_days")
-
-
 def materially_different(declined: dict[str, object], proposed: Forecast, policy: Policy) -> bool:
     """Other settings, and an energy figure that moved by minSavingPercent or compliance by a point."""
-    now = {"schedule": proposed.schedule, "promotion_min_gain": proposed.promotion_min_gain,
-           "training_window_days": proposed.training_window_days}
-    if _settings(declined) == _settings(now):
+    declined_settings = (declined.get("schedule"), declined.get("promotion_min_gain"),
+                         declined.get("training_window_days"))
+    if declined_settings == proposed.settings:
         return False
     energy = declined.get("energy_kwh_per_period")
     compliance = declined.get("compliance_lower")
@@ -87,17 +82,6 @@ def _still_declined(request: MergeRequest, change: ChangeSet) -> bool:
     declined = declined_proposals(request.body)
     return all(p.name in declined and not materially_different(declined[p.name], d.proposed, p)
                for p, d in zip(change.policies, change.decisions, strict=True))
-
-
-def _with_git_state(workspace: Workspace, forge: Forge, request: MergeRequest | None) -> MergeRequest | None:
-    """The local forge learns from git whether its open request was merged, or closed by deleting the branch."""
-    if not isinstance(forge, LocalForge) or request is None or request.state != "open" or request.head is None:
-        return request
-    if workspace.contains(request.head):
-        return forge.mark(request, "merged")
-    if workspace.branch_head(request.branch) is None:
-        return forge.mark(request, "closed")
-    return request
 
 
 def _held_marker(state_dir: Path, branch: str) -> Path:
@@ -131,7 +115,7 @@ def _declined(request: MergeRequest | None, change: ChangeSet, state_dir: Path) 
 def ensure_merge_request(workspace: Workspace, forge: Forge, change: ChangeSet, labels: tuple[str, ...],
                          push: bool, may_open: bool, state_dir: Path) -> WriteBack:
     """Bring the branch and merge request of ``change`` up to date (see the module docstring)."""
-    existing = _with_git_state(workspace, forge, forge.find(change.branch))
+    existing = forge.find(change.branch)
     if _declined(existing, change, state_dir):
         assert existing is not None
         return WriteBack("declined", change.branch, f"the same proposal was declined ({existing.number} closed "
@@ -146,8 +130,6 @@ def ensure_merge_request(workspace: Workspace, forge: Forge, change: ChangeSet, 
     if result.status == "held":
         return _hold(forge, open_request, result, state_dir)
     _held_marker(state_dir, change.branch).unlink(missing_ok=True)  # the human work was merged or deleted
-    if result.status == "in-sync" and open_request is not None and isinstance(forge, LocalForge):
-        forge.mark(open_request, "merged")  # squash-merged: the target has the files, not the commit
     if result.status == "planned" and push:
         return WriteBack("deferred", change.branch, "--max-mrs-per-run reached: proposed on a later pass",
                          result.diff)

@@ -34,7 +34,7 @@ def horizon_start(history: History, tz: ZoneInfo) -> datetime:
 
 def _why(policy: Policy, current: Forecast, proposed: Forecast) -> tuple[bool, str]:
     """Hysteresis: propose only for a real gain in compliance, or enough saving without losing compliance."""
-    if _settings(current) == _settings(proposed):
+    if current.settings == proposed.settings:
         return False, "the current schedule is already the best one found"
     need, slack = policy.slo_compliance, COMPLIANCE_RESOLUTION
     if current.bound_violations and not proposed.bound_violations \
@@ -57,11 +57,6 @@ def _why(policy: Policy, current: Forecast, proposed: Forecast) -> tuple[bool, s
         return True, f"{_savings(energy, carbon)} while {keeping}"
     return False, (f"the best schedule {_savings(energy, carbon)}, below minSavingPercent "
                    f"{policy.min_saving_percent:g}; {keeping.replace('keeping', 'it keeps')}")
-
-
-def _settings(forecast: Forecast) -> tuple[str, float, float | None]:
-    """What the job runs with: the schedule, the promotion gate and the training window."""
-    return forecast.schedule, forecast.promotion_min_gain, forecast.training_window_days
 
 
 def _savings(energy: float, carbon: float) -> str:

@@ -23,7 +23,7 @@ from controller.decision import Forecast
 from controller.errors import StalledError, TransientError
 from controller.optimize.candidates import Cadence, cadences_within_bounds, expression, start_time_choices
 from controller.optimize.simulate import simulate
-from controller.policy.durations import format_duration
+from controller.policy.durations import format_days, format_duration
 from controller.policy.model import Policy
 from controller.redact import redact, safe_url
 
@@ -192,7 +192,7 @@ def gate_choices(policy: Policy, model: CostModel) -> list[float]:
 
 def window_label(model: CostModel) -> str:
     days = model.training_window_days
-    return "data" if days is None else format_duration(timedelta(days=days))
+    return "data" if days is None else format_days(days)
 
 
 def search_space(policy: Policy, models: Sequence[CostModel], start: datetime, horizon: timedelta) -> SearchSpace:

@@ -29,6 +29,11 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(minutes=minutes)
 
 
+def format_days(days: float) -> str:
+    """``30.0`` -> ``30d``, ``1.5`` -> ``1d12h``: a window logged in days, as policies write it."""
+    return format_duration(timedelta(days=days))
+
+
 def format_duration(value: timedelta) -> str:
     """Render a timedelta compactly (``3d``, ``6h``, ``1d12h``) for humans."""
     minutes = int(value.total_seconds() // 60)
