@@ -113,7 +113,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_mr(args: argparse.Namespace) -> int:
     """The local forge's merge requests: list, show one, or close one (decline the proposal)."""
     from controller.errors import StalledError
-    from controller.gitops.localforge import BRANCH_PREFIX, LocalForge, record_name
+    from controller.gitops.forge import branch_for
+    from controller.gitops.localforge import LocalForge, record_name
 
     forge = LocalForge(args.state_dir)
     try:
@@ -124,7 +125,7 @@ def cmd_mr(args: argparse.Namespace) -> int:
             if not requests:
                 print(f"no merge requests in {forge.folder}", file=sys.stderr)
             return EXIT_OK
-        found = forge.find(BRANCH_PREFIX + record_name(args.name))
+        found = forge.find(branch_for(record_name(args.name)))
     except StalledError as err:
         print(f"greenops mr: {err}", file=sys.stderr)
         return EXIT_USER
@@ -503,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     service.add_argument("--listen", type=_listen, default=os.environ.get("GREENOPS_LISTEN", "0.0.0.0:8080"),
                          metavar="HOST:PORT", help="address of /metrics, /healthz and /readyz (default 0.0.0.0:8080; "
                          "env GREENOPS_LISTEN)")
-    service.add_argument("--config", type=Path, default=os.environ.get("GREENOPS_CONFIG"), metavar="FILE",
+    service.add_argument("--config", type=Path, metavar="FILE",
                          help="YAML file of settings, e.g. `repo: https://...`, `interval: 30m` (env GREENOPS_CONFIG)")
     run.set_defaults(func=cmd_run)
     RUN_OPTIONS.update(option for action in run._actions for option in action.option_strings

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from controller.decision import ESTIMATE_NOTE, Decision
 from controller.errors import SignalStalledError, StalledError, TransientError
 from controller.gitops import mr
-from controller.gitops.forge import Forge, ForgeSettings, open_forge
+from controller.gitops.forge import Forge, ForgeSettings, branch_for, open_forge
 from controller.gitops.workspace import Workspace
 from controller.gitops.writeback import ChangeSet, WriteBack, ensure_merge_request
 from controller.optimize.decide import decide
@@ -90,19 +90,19 @@ def change_sets(proposals: list[tuple[Policy, Decision]], workspace: Workspace) 
     for policy, decision in proposals:
         groups.setdefault(unit_name(policy), []).append((policy, decision))
     changes = []
+    on_target = workspace.generated_files(GENERATED_DIR)
     for name, members in groups.items():
         policies, decisions = [p for p, _ in members], [d for _, d in members]
         files: dict[PurePosixPath, str] = {}
         for policy, decision in members:
-            existing = workspace.generated_files(GENERATED_DIR) | set(files)
-            files.update(render_changes(policy, decision.proposed, existing))
+            files.update(render_changes(policy, decision.proposed, on_target | set(files)))
         if len(members) == 1 and not policies[0].proposal_group:
             title, body = mr.title(policies[0], decisions[0]), mr.body(policies[0], decisions[0])
         else:
             group = str(policies[0].proposal_group)
             title, body = mr.group_title(group, policies, decisions), mr.group_body(group, policies, decisions)
         draft = any(mr.confidence(p, d)[0] == "low" for p, d in members)
-        changes.append(ChangeSet(f"greenops/{name}", tuple(policies), tuple(decisions), files, title, body, draft))
+        changes.append(ChangeSet(branch_for(name), tuple(policies), tuple(decisions), files, title, body, draft))
     return changes
 
 
@@ -129,7 +129,8 @@ def _write_back(change: ChangeSet, settings: Settings, workspace: Workspace, for
 
 
 def _summary(result: WriteBack, forge: Forge) -> str:
-    number = f" {result.request.number}" if result.request else ""
+    request = result.request
+    number = f" {request.number}{f' ({request.url})' if request and request.url else ''}" if request else ""
     return {
         "in-sync": "the target branch already has this schedule",
         "unchanged": f"merge request{number} on {result.branch} is up to date (no new commit)",

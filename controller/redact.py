@@ -1,7 +1,6 @@
 """Credentials (in URLs such as https://user:token@host, and forge tokens) never reach logs, messages or merge
 requests."""
 
-import logging
 from urllib.parse import urlsplit
 
 
@@ -39,13 +38,3 @@ def scrub(text: str) -> str:
     for secret in _SECRETS:
         text = text.replace(secret, MASK)
     return text
-
-
-class ScrubFilter(logging.Filter):
-    """A logging filter that masks registered secrets in every record, arguments included."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _SECRETS:
-            record.msg = scrub(record.getMessage())
-            record.args = None
-        return True

@@ -164,7 +164,7 @@ def test_sigterm_during_a_failing_pass_waits_for_it_and_never_deadlocks(tmp_path
     assert not stopper.is_alive() and finished.is_set()  # ... and returns once it has finished
 
 
-def test_config_lists_nulls_and_abbreviations(tmp_path: Path) -> None:
+def test_config_lists_nulls_and_abbreviations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from controller.cli import build_parser, parse_arguments
 
     config = tmp_path / "greenops.yaml"
@@ -176,4 +176,5 @@ def test_config_lists_nulls_and_abbreviations(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="interval must be a string or a number"):
         parse_arguments(parser, ["run", "--config", str(config)])
     with pytest.raises(SystemExit):
-        parse_arguments(parser, ["run", "--conf", str(config)])  # no silent abbreviation
+        parse_arguments(parser, ["run", "--repo", "/r.git", "--conf", str(config)])  # no silent abbreviation
+    assert "unrecognized arguments: --conf" in capsys.readouterr().err

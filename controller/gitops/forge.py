@@ -18,9 +18,15 @@ from controller.redact import register_secret
 if TYPE_CHECKING:
     from controller.gitops.workspace import Workspace
 
+BRANCH_PREFIX = "greenops/"
 TOKEN_VARIABLES = {"gitlab": ("GREENOPS_FORGE_TOKEN", "GITLAB_TOKEN"),
                    "github": ("GREENOPS_FORGE_TOKEN", "GITHUB_TOKEN")}
 DEFAULT_API = {"gitlab": "https://gitlab.com", "github": "https://api.github.com"}
+
+
+def branch_for(unit: str) -> str:
+    """The bot branch of a policy or of ``group-<group>``: one branch, one merge request."""
+    return BRANCH_PREFIX + unit
 
 
 @dataclass(frozen=True)
@@ -122,10 +128,10 @@ def open_forge(settings: ForgeSettings, repo_url: str, state_dir: Path, workspac
     if settings.kind == "gitlab":
         from controller.gitops.gitlabforge import GitLabForge
 
-        return GitLabForge(api_url, project, token, settings.labels)
+        return GitLabForge(api_url, project, token)
     if token is None:
         raise StalledError("the github forge needs a token: set GREENOPS_FORGE_TOKEN (or GITHUB_TOKEN), or pass "
                            "--forge-token-file")
     from controller.gitops.githubforge import GitHubForge
 
-    return GitHubForge(api_url, project, token, settings.labels)
+    return GitHubForge(api_url, project, token)

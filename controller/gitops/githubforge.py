@@ -18,15 +18,14 @@ from controller.gitops.forge import MergeRequest, Submission
 from controller.redact import scrub
 
 T = TypeVar("T")
-MAX_BODY_CHARACTERS = 65_536  # GitHub refuses a longer pull-request body
 
 
 class GitHubForge:
     name = "github"
     knows_state = True
 
-    def __init__(self, api_url: str, project: str, token: str, labels: tuple[str, ...]) -> None:
-        self.api_url, self.project, self.labels = api_url, project, labels
+    def __init__(self, api_url: str, project: str, token: str) -> None:
+        self.api_url, self.project = api_url, project
         self.owner = project.split("/", 1)[0]
         self._client = github.Github(auth=github.Auth.Token(token), base_url=api_url, timeout=30, retry=None,
                                      lazy=True)
@@ -65,7 +64,7 @@ class GitHubForge:
         return None if pull is None else self._call("read the pull request", _request, pull, branch)
 
     def submit(self, submission: Submission, existing: MergeRequest | None) -> MergeRequest:
-        body = submission.body[:MAX_BODY_CHARACTERS]
+        body = submission.body  # mr.body keeps it under GitHub's 65,536 characters
         if existing is not None and existing.state == "open":
             pull = self._call("read the pull request", self._repo().get_pull, int(existing.number.lstrip("#")))
             self._call("update the pull request", pull.edit, title=submission.title, body=body)

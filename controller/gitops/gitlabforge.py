@@ -8,6 +8,7 @@ says so in the log.
 """
 
 import logging
+from dataclasses import replace
 
 import gitlab
 import gitlab.exceptions
@@ -19,21 +20,20 @@ from controller.redact import scrub
 
 log = logging.getLogger("greenops.forge")
 
-MAX_PUSH_OPTION_BYTES = 60_000  # GitLab refuses a push option over 64 KiB
 STATES = {"opened": "open", "locked": "open", "merged": "merged", "closed": "closed"}
 
 
 def push_option_text(text: str) -> str:
-    """GitLab turns a literal backslash-n into a newline; push options cannot hold real ones."""
-    encoded = text.replace("\r", "").replace("\n", "\\n")
-    return encoded.encode()[:MAX_PUSH_OPTION_BYTES].decode(errors="ignore")
+    """GitLab turns a literal backslash-n into a newline; push options cannot hold real ones. (mr.body keeps
+    the encoded text under GitLab's 64 KiB per option.)"""
+    return text.replace("\r", "").replace("\n", "\\n")
 
 
 class GitLabForge:
     name = "gitlab"
 
-    def __init__(self, api_url: str, project: str, token: str | None, labels: tuple[str, ...]) -> None:
-        self.api_url, self.project_path, self.labels = api_url, project, labels
+    def __init__(self, api_url: str, project: str, token: str | None) -> None:
+        self.api_url, self.project_path = api_url, project
         self._client = gitlab.Gitlab(api_url, private_token=token, timeout=30, retry_transient_errors=False) \
             if token else None
         self.knows_state = self._client is not None
@@ -80,10 +80,12 @@ class GitLabForge:
     def submit(self, submission: Submission, existing: MergeRequest | None) -> MergeRequest:
         """The push options did the work; with a token, read the result back, and open the merge request
         through the API when none is open (a branch pushed on an earlier pass whose request failed)."""
+        if existing is not None and existing.state == "open":  # the push options updated it
+            return replace(existing, title=submission.title, body=submission.body, head=submission.head)
         if self._client is None:
-            return MergeRequest(submission.branch, "open", submission.title, submission.body,
-                                existing.number if existing else "?", None, submission.draft, submission.head)
-        found = self.find(submission.branch)
+            return MergeRequest(submission.branch, "open", submission.title, submission.body, "?", None,
+                                submission.draft, submission.head)
+        found = self.find(submission.branch)  # the one the push options just opened, if GitLab was quick
         if found is not None and found.state == "open":
             return found
         try:

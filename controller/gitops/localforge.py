@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from controller.errors import StalledError
-from controller.gitops.forge import MergeRequest, Submission
+from controller.gitops.forge import BRANCH_PREFIX, MergeRequest, Submission
 from controller.gitops.workspace import Workspace
 from controller.state import merge_request_dir, write_atomic
-
-BRANCH_PREFIX = "greenops/"
 
 
 def record_name(branch: str) -> str:

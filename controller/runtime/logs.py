@@ -11,7 +11,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from controller.redact import ScrubFilter, scrub
+from controller.redact import scrub
 
 HANDLER_NAME = "greenops"
 
@@ -46,7 +46,6 @@ def configure(level: str, fmt: str) -> None:
                                              rename_fields={"asctime": "time", "levelname": "level",
                                                             "name": "logger"})
                          if fmt == "json" else PolicyTextFormatter())
-    handler.addFilter(ScrubFilter())
     handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:  # ours only: others (pytest) stay
