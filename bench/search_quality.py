@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controller.costmodel import fit_cost_model
+from controller.decision import percent_change
 from controller.optimize.decide import horizon_for, horizon_start
 from controller.optimize.study import carbon_ceiling, exhaustive, objective_value, tune
 from tests.test_decide import make_history, make_policy
@@ -36,7 +37,7 @@ def gap_percent(case: int) -> tuple[float, int, int, float, float]:
     searched = tune(policy, [model], start, horizon, 7, 0)
     ceiling = carbon_ceiling([model])
     found, best = objective_value(searched.best, ceiling), objective_value(full.best, ceiling)
-    return 100 * (found - best) / best if best else 0.0, searched.trials, full.space, searched.seconds, full.seconds
+    return percent_change(best, found), searched.trials, full.space, searched.seconds, full.seconds
 
 
 def main() -> int:

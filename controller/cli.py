@@ -244,13 +244,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     try:
         check_output_dir(options.output_dir)
         results = run_backtest(options)
-        written = write_outputs(results, options.output_dir)
+        written, text = write_outputs(results, options.output_dir)
     except InputError as err:
         print(f"greenops backtest: {err}", file=sys.stderr)
         return EXIT_USER
-    from controller.backtest.report import markdown
-
-    print(markdown(results))
+    print(text)
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return EXIT_OK
 

@@ -54,6 +54,7 @@ class Evidence:
     prior: str | None = None  # set when thin history made the cost model fall back to its prior
     observed_compliance: float | None = None  # share of recent windows whose serving model met the SLO
     observed_windows: int = 0
+    required_compliance: float = 0.0  # what the search had to reach: the SLO's, raised while the error budget is spent
     energy_per_deploy_kwh: float = 0.0
     deploy_energy_samples: int = 0  # 0: the policy's declared figure, or none
     window_note: str | None = None  # the training windows compared, when the policy lets the window vary

@@ -213,8 +213,8 @@ def check_output_dir(output_dir: Path) -> None:
         raise InputError(f"--output-dir {output_dir}: not writable; choose another folder")
 
 
-def write_outputs(results: Results, output_dir: Path) -> list[Path]:
-    """results.md, results.json and two PNG plots; each written whole or not at all."""
+def write_outputs(results: Results, output_dir: Path) -> tuple[list[Path], str]:
+    """results.md, results.json and two PNG plots, each written whole or not at all; and the Markdown."""
     output_dir.mkdir(parents=True, exist_ok=True)
     text = markdown(results)
     write_atomic(output_dir / "results.md", text)
@@ -225,4 +225,4 @@ def write_outputs(results: Results, output_dir: Path) -> list[Path]:
         temporary = path.with_name(f".{path.name}.tmp.png")
         draw(results, temporary)
         os.replace(temporary, path)
-    return [output_dir / "results.md", output_dir / "results.json", *pictures]
+    return [output_dir / "results.md", output_dir / "results.json", *pictures], text

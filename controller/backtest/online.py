@@ -7,21 +7,21 @@ of the past four weeks. It starts from the policy's current schedule and only sw
 product's own decision logic (cost model, Optuna, hysteresis) proposes a change.
 """
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, timedelta
 
 from controller import schedule
 from controller.backtest.data import day_time
 from controller.backtest.timeline import Outcome, Retrain, Setup, row_correctness, score, serving_days
-from controller.costmodel import CostModel, fit_cost_model
-from controller.decision import Decision
+from controller.costmodel import CostModel
+from controller.decision import Decision, percent_change
 from controller.errors import StalledError
 from controller.optimize.decide import decide, horizon_for, horizon_start
-from controller.optimize.errorbudget import error_budget, with_budget
-from controller.optimize.study import COMPLIANCE_RESOLUTION, exhaustive, objective_value
+from controller.optimize.study import COMPLIANCE_RESOLUTION, carbon_ceiling, exhaustive, objective_value
 from controller.policy.model import Policy
 from controller.telemetry.history import CarbonSamples, Evaluation, History, TrainingRun
+from controller.trainingwindows import fit_window_models
 
 CARBON_LOOKBACK_HOURS = 28 * 24
 Progress = Callable[[Iterable[int], str], Iterator[int]]
@@ -96,18 +96,19 @@ def _fires(setup: Setup, expression: str, first: int, last: int) -> list[Retrain
     return list(by_day.values())
 
 
-def _search_check(policy: Policy, history: History, model: CostModel, decision: Decision) -> dict[str, object]:
+def _search_check(policy: Policy, history: History, models: Sequence[CostModel],
+                  decision: Decision) -> dict[str, object]:
     """Optuna's pick against simulating every point of the same space, on the decision's own terms:
     at least as compliant (within the resolution) and the objective (energy, carbon) within a gap."""
-    asked = with_budget(policy, error_budget(history, policy))  # what decide() asked of the search
-    full = exhaustive(asked, [model], horizon_start(history, schedule.zone("Etc/UTC")), horizon_for(asked))
-    ceiling = max(model.carbon.by_hour_of_week) or 1.0
+    asked = replace(policy, slo_compliance=decision.evidence.required_compliance)  # what decide() searched for
+    full = exhaustive(asked, models, horizon_start(history, schedule.zone("Etc/UTC")), horizon_for(asked))
+    ceiling = carbon_ceiling(models)
     found, best = objective_value(decision.proposed, ceiling), objective_value(full.best, ceiling)
     feasible_too = full.budget_note is not None or decision.budget_note is None
     as_compliant = decision.proposed.compliance_lower >= full.best.compliance_lower - COMPLIANCE_RESOLUTION
     return {"optuna_trials": decision.evidence.trials, "space": full.space,
             "optuna_seconds": decision.evidence.search_seconds, "exhaustive_seconds": full.seconds,
-            "objective_gap_percent": 0.0 if best == 0 else 100 * (found - best) / best,
+            "objective_gap_percent": percent_change(best, found),
             "as_compliant": bool(as_compliant and feasible_too)}
 
 
@@ -128,15 +129,15 @@ def greenops_online(setup: Setup, policy: Policy, settings: OnlineSettings, prog
     for number, day in enumerate(progress(days, "greenops online")):
         history = history_until(setup, policy, retrains, day, settings.lookback_days)
         try:
-            model = fit_cost_model(history, policy.slo_target, policy.slo_window, settings.seed,
-                                   policy.telemetry.carbon_constant)
             current = replace(policy, current_schedule=expression)
-            decision = decide(current, history, [model], settings.seed, settings.trials)
+            windows = fit_window_models(history, current, settings.seed)  # as reconcile fits them
+            model = windows.models[0]
+            decision = decide(current, history, windows.models, settings.seed, settings.trials, None, windows.note)
         except StalledError as err:
             decisions.append({"day": day, "schedule": expression, "changed": False, "reason": str(err)})
         else:
             if settings.check_search_every and number % settings.check_search_every == 0:
-                checks.append(_search_check(current, history, model, decision))
+                checks.append(_search_check(current, history, windows.models, decision))
             if decision.propose:
                 expression = decision.proposed.schedule
             decisions.append(_record(day, decision, model))

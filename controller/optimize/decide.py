@@ -128,6 +128,7 @@ def decide(policy: Policy, history: History, models: Sequence[CostModel], seed: 
         prior=model.prior,
         observed_compliance=budget.observed if budget else None,
         observed_windows=budget.windows if budget else 0,
+        required_compliance=asked.slo_compliance,
         energy_per_deploy_kwh=model.energy_per_deploy_kwh,
         deploy_energy_samples=model.deploy_energy_samples,
         window_note=window_note,
