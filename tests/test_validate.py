@@ -77,6 +77,25 @@ def test_missing_path_and_unreadable_text(tmp_path: Path, capsys: pytest.Capture
     assert "latin1.yaml:1:1: (root): not UTF-8 text" in out
 
 
+def test_a_missing_schema_is_reported_as_a_broken_install_not_as_the_policys_fault(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from controller.policy import checks, schema
+
+    caches = (schema.policy_schema, checks._validator)
+    for cached in caches:
+        cached.cache_clear()
+    monkeypatch.setattr(schema, "SCHEMA_FILE", "absent.schema.json")
+    try:
+        assert main(["validate", "policies/churn-predictor.yaml"]) == 3
+    finally:
+        for cached in caches:
+            cached.cache_clear()
+    err = capsys.readouterr().err
+    assert "greenops is installed without its schema" in err and "reinstall greenops" in err
+    assert "churn-predictor" not in err
+
+
 def test_validate_does_not_import_heavy_libraries() -> None:
     code = ("import sys; from controller.cli import main; rc = main(['validate', 'policies']); "
             "heavy = [m for m in ('mlflow', 'optuna', 'sklearn', 'git') if m in sys.modules]; "

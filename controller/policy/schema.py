@@ -10,7 +10,13 @@ SCHEMA_FILE = "retrainingpolicy.schema.json"
 
 @cache
 def policy_schema() -> dict[str, Any]:
-    """Load the schema once per process."""
-    text = resources.files("controller").joinpath("schemas", SCHEMA_FILE).read_text(encoding="utf-8")
+    """Load the schema once per process. A missing schema is a broken install, not a policy problem, so it
+    must not surface as an OSError that callers reading policy files would blame on the policy."""
+    location = resources.files("controller").joinpath("schemas", SCHEMA_FILE)
+    try:
+        text = location.read_text(encoding="utf-8")
+    except OSError as err:
+        raise RuntimeError(f"greenops is installed without its schema ({location}: {err.strerror}); "
+                           "reinstall greenops") from err
     schema: dict[str, Any] = json.loads(text)
     return schema
