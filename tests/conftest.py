@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -26,15 +27,31 @@ PY
 """
 
 
-def require_binary(name: str) -> str:
-    """Path of ``name`` (venv first); skip on a laptop without it, fail under CI."""
-    found = shutil.which(name, path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    if found:
-        return found
-    message = f"{name} is not installed"
+CI_CACHE = PROJECT / ".ci" / "cache"
+
+
+def _missing(message: str) -> NoReturn:
+    """Skip on a laptop; under CI a missing prerequisite is a failure, never a silent skip."""
     if os.environ.get("CI"):
         pytest.fail(f"{message}; CI must provide it")
     pytest.skip(message)
+
+
+def require_binary(name: str) -> str:
+    """Path of ``name`` (venv first); skip on a laptop without it, fail under CI."""
+    found = shutil.which(name, path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if not found:
+        _missing(f"{name} is not installed")
+    return found
+
+
+def require_offline_fixture(name: str) -> Path:
+    """A file `.ci/offline-fixtures` prepared (wheelhouse, Debian root filesystem) for tests that must not
+    reach a registry; skip on a laptop without it, fail under CI."""
+    path = CI_CACHE / name
+    if not path.exists():
+        _missing(f"{path} is missing: run .ci/offline-fixtures (as root, with the registries reachable)")
+    return path
 
 
 def git(*args: str, cwd: Path | None = None) -> str:

@@ -1,8 +1,8 @@
 """The documented CI snippets and the pre-commit hook, run for real on a scratch GitOps repository.
 
 Each snippet's shell commands run with this checkout's `greenops` on PATH (the snippets use the image,
-whose entry point is the same console script). The pre-commit hook is run as pre-commit runs it:
-its entry followed by the staged files that match its `files` pattern.
+whose entry point is the same console script). The pre-commit hook runs through pre-commit itself in a
+scratch repository that uses it.
 """
 
 import json
@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import PROJECT, VENV_BIN
+from .conftest import PROJECT, VENV_BIN, git, require_binary, require_offline_fixture
+
+IDENTITY = ("-c", "user.name=Alice", "-c", "user.email=alice@example.com")
 
 BROKEN = "apiVersion: greenops.dev/v1alpha1\nkind: RetrainingPolicy\nmetadata: {name: broken}\nspec: {}\n"
 
@@ -61,15 +63,56 @@ def test_ci_snippet_passes_valid_policies_and_fails_with_a_report(tmp_path: Path
     assert "policies/broken.yaml:4:7: /spec: 'model' is a required property" in bad.stdout
 
 
-def test_the_pre_commit_hook_checks_the_staged_policy_files(tmp_path: Path) -> None:
-    (hook,) = yaml.safe_load((PROJECT / ".pre-commit-hooks.yaml").read_text())
-    assert hook["id"] == "greenops-validate" and hook["language"] == "python"
-    repo = scratch(tmp_path, broken=True)
-    staged = ["README.md", "policies/churn-predictor.yaml", "policies/broken.yaml"]
-    matching = [f for f in staged if re.search(hook["files"], f)]
-    assert matching == ["policies/churn-predictor.yaml", "policies/broken.yaml"]
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
-    failed = subprocess.run([*hook["entry"].split(), *matching], cwd=repo, env=env, capture_output=True, text=True)
-    assert failed.returncode == 1 and "policies/broken.yaml:4:7" in failed.stdout
-    passed = subprocess.run([*hook["entry"].split(), matching[0]], cwd=repo, env=env, capture_output=True, text=True)
-    assert passed.returncode == 0, passed.stdout + passed.stderr
+def snapshot_of_this_checkout(destination: Path) -> str:
+    """This checkout's files, uncommitted edits included, committed to a new repository: pre-commit installs
+    a hook repository from a commit. Returns that commit."""
+    listed = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=PROJECT)
+    for relative in filter(None, listed.split("\0")):
+        source, target = PROJECT / relative, destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():  # controller/schemas -> ../schemas ships the schema inside the package
+            target.symlink_to(source.readlink())
+        elif source.is_file():  # deleted but not yet committed files are left out
+            shutil.copy2(source, target)
+    git("init", "--quiet", str(destination))
+    git("add", "--all", cwd=destination)
+    git(*IDENTITY, "commit", "--quiet", "-m", "snapshot", cwd=destination)
+    return git("rev-parse", "HEAD", cwd=destination)
+
+
+def commit(repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    git("add", "--all", cwd=repo)
+    return subprocess.run(["git", *IDENTITY, "commit", "-m", "policies"], cwd=repo, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.integration
+def test_pre_commit_runs_the_hook_in_a_scratch_repository_that_uses_it(tmp_path: Path) -> None:
+    """pre-commit itself: it clones the hook repository, installs greenops into its own virtualenv (from the
+    offline wheelhouse, as a mirror would serve it) and blocks a commit that adds a broken policy."""
+    pre_commit = require_binary("pre-commit")
+    wheelhouse = require_offline_fixture("wheelhouse")
+    rev = snapshot_of_this_checkout(tmp_path / "greenops")
+    repo = scratch(tmp_path, broken=False)
+    git("init", "--quiet", str(repo))
+    config = {"repos": [{"repo": str(tmp_path / "greenops"), "rev": rev, "hooks": [{"id": "greenops-validate"}]}]}
+    (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+           "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+           "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse)}
+    subprocess.run([pre_commit, "install"], cwd=repo, env=env, check=True, capture_output=True)
+
+    first = commit(repo, env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert re.search(r"greenops validate\.+Passed", first.stdout), first.stdout
+
+    (repo / "policies" / "broken.yaml").write_text(BROKEN)
+    blocked = commit(repo, env)
+    assert blocked.returncode == 1 and re.search(r"greenops validate\.+Failed", blocked.stdout), blocked.stdout
+    assert "policies/broken.yaml:4:7: /spec: 'model' is a required property" in blocked.stdout
+    assert git("log", "--format=%s", cwd=repo) == "policies"
+
+    (repo / "policies" / "broken.yaml").unlink()
+    (repo / "README.md").write_text("still not a policy\n")
+    skipped = commit(repo, env)
+    assert skipped.returncode == 0 and re.search(r"greenops validate\.+\(no files to check\)Skipped", skipped.stdout)
