@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from controller import __version__
 from controller.backtest.arguments import add_backtest_parser
-from controller.redact import scrub
+from controller.redact import register_environment_secrets, scrub
 from controller.state import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
@@ -557,6 +557,7 @@ def _bounded_int(low: int, high: int) -> "Callable[[str], int]":
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(build_parser(), argv)
+    register_environment_secrets()
     from controller.runtime.logs import configure
 
     configure(args.log_level, args.log_format)

@@ -1,7 +1,12 @@
 """Credentials (in URLs such as https://user:token@host, and forge tokens) never reach logs, messages or merge
 requests."""
 
+import os
 from urllib.parse import urlsplit
+
+# Telemetry credentials the MLflow and Prometheus clients read from the environment themselves.
+CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "PROMETHEUS_BEARER_TOKEN",
+                        "PROMETHEUS_PASSWORD")
 
 
 def redact(url: str, text: str) -> str:
@@ -31,6 +36,12 @@ def register_secret(secret: str) -> None:
     """Remember a token read from the environment or a file, so ``scrub`` masks it everywhere."""
     if len(secret) >= 4:
         _SECRETS.add(secret)
+
+
+def register_environment_secrets() -> None:
+    """Mask the telemetry credentials too: a server's error message may echo what it was sent."""
+    for variable in CREDENTIAL_VARIABLES:
+        register_secret(os.environ.get(variable, ""))
 
 
 def scrub(text: str) -> str:

@@ -16,6 +16,7 @@ from controller.demo.run import SCENARIOS
 from controller.gitops.forge import ForgeSettings
 from controller.policy.validate import validate_paths
 from controller.reconcile import Outcome, Settings, reconcile
+from controller.redact import scrub
 from controller.telemetry import mlflow_store
 from controller.telemetry.mlflow_store import MlflowTelemetry
 
@@ -235,6 +236,15 @@ def test_credentials_in_the_repository_url_are_never_printed(tmp_path: Path, mlf
     captured = capsys.readouterr()
     assert "s3cr3t-token" not in captured.out + captured.err
     assert "cannot clone or fetch http://***@127.0.0.1:9/gitops.git" in captured.out
+
+
+def test_telemetry_credentials_from_the_environment_are_masked(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PROMETHEUS_BEARER_TOKEN", "prom-Bearer-0042")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "mlflow-Pass-0042")
+    assert main(["validate", str(PROJECT / "policies")]) == 0
+    capsys.readouterr()
+    assert scrub("sent prom-Bearer-0042 and mlflow-Pass-0042") == "sent *** and ***"
 
 
 def test_a_forge_token_appears_nowhere(tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch,
