@@ -3,6 +3,7 @@ queries metrics `greenops run` exports, and the Dockerfile passes hadolint."""
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -45,6 +46,39 @@ def test_the_deployment_is_locked_down_and_probed(tmp_path: Path) -> None:
     token = next(e for e in container["env"] if e["name"] == "GREENOPS_FORGE_TOKEN")
     assert token["valueFrom"]["secretKeyRef"]["name"] == "greenops-forge"
     assert deployment["spec"]["replicas"] == 1  # type: ignore[index]
+
+
+def test_telemetry_credentials_come_from_an_optional_secret(tmp_path: Path) -> None:
+    (deployment,) = [d for d in built(tmp_path) if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+    (secret,) = [source["secretRef"] for source in container["envFrom"] if "secretRef" in source]
+    assert secret == {"name": "greenops-telemetry", "optional": True}
+    examples = list(yaml.safe_load_all((CONTROLLER / "secret.example.yaml").read_text()))
+    assert {example["metadata"]["name"] for example in examples} == {"greenops-forge", "greenops-telemetry"}
+    validator = require_binary("kubernetes-validate")
+    checked = subprocess.run([validator, "--strict", str(CONTROLLER / "secret.example.yaml")],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_optional_servicemonitor_selects_the_metrics_service(tmp_path: Path) -> None:
+    """Added as its comment says, the ServiceMonitor matches the rendered Service's labels and port name."""
+    kubectl = require_binary("kubectl")
+    copy = tmp_path / "controller"
+    shutil.copytree(CONTROLLER, copy)
+    kustomization = yaml.safe_load((copy / "kustomization.yaml").read_text())
+    kustomization["resources"].append("servicemonitor.yaml")
+    (copy / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    rendered = subprocess.run([kubectl, "kustomize", str(copy)], capture_output=True, text=True, check=True).stdout
+    documents = list(yaml.safe_load_all(rendered))
+    (service,) = [d for d in documents if d["kind"] == "Service"]
+    (monitor,) = [d for d in documents if d["kind"] == "ServiceMonitor"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    ports = {port["name"] for port in service["spec"]["ports"]}
+    assert [endpoint["port"] for endpoint in monitor["spec"]["endpoints"]] == ["http-metrics"]
+    assert "http-metrics" in ports
 
 
 def exported_names() -> set[str]:
