@@ -9,7 +9,8 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
-ARG PIP_INDEX_URL=https://pypi.org/simple
+# No default: a default would override the index of a mounted pip.conf (pip ranks variables first).
+ARG PIP_INDEX_URL
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
@@ -21,10 +22,10 @@ RUN python3 -m venv /opt/greenops \
 
 FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/greenops/bin:$PATH HOME=/tmp
-# git is what greenops pushes with; it is installed from the base image's pinned Debian release unless the
-# base already carries it.
+# git is what greenops pushes with; git and the CA certificates come from the base image's pinned Debian
+# release unless the base already carries them.
 # hadolint ignore=DL3008
-RUN if ! command -v git >/dev/null; then \
+RUN if ! command -v git >/dev/null || [ ! -e /etc/ssl/certs/ca-certificates.crt ]; then \
       apt-get update \
       && apt-get install -y --no-install-recommends git ca-certificates \
       && rm -rf /var/lib/apt/lists/*; \

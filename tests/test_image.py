@@ -25,15 +25,16 @@ OFFLINE_PIP = "[global]\nno-index = true\nfind-links = /wheelhouse\n"
 
 @pytest.fixture
 def podman() -> Iterator[list[str]]:
-    """podman on a throwaway vfs store (several GB while it lives), wiped afterwards."""
+    """podman with everything it keeps (images, its tmp dir, network configs) in a throwaway directory, so the
+    host's podman is never touched; the vfs store holds several GB while it lives."""
     binary = require_binary("podman")
     storage = Path(tempfile.mkdtemp(prefix="greenops-podman-"))
-    command = [binary, "--root", str(storage / "root"), "--runroot", str(storage / "run"), "--storage-driver=vfs"]
     try:
-        yield command
+        yield [binary, "--root", str(storage / "root"), "--runroot", str(storage / "run"),
+               "--tmpdir", str(storage / "tmp"), "--network-config-dir", str(storage / "networks"),
+               "--storage-driver=vfs"]
     finally:
-        subprocess.run([*command, "system", "reset", "--force"], capture_output=True)
-        shutil.rmtree(storage, ignore_errors=True)
+        shutil.rmtree(storage, ignore_errors=True)  # vfs layers are plain directories: nothing to unmount
 
 
 def run(command: list[str]) -> str:
@@ -53,11 +54,14 @@ def test_the_image_builds_offline_and_runs_greenops_as_the_unprivileged_user(
     pip_conf.write_text(OFFLINE_PIP)
     run([*podman, "import", str(base_rootfs), BASE])
 
-    log = run([*podman, "build", "--isolation=chroot", "--build-arg", f"PYTHON_IMAGE={BASE}",
+    # In a network namespace of its own (no interface up): chroot isolation shares the caller's network,
+    # so this is what proves the build needs no registry, PyPI or Debian mirror.
+    offline = [require_binary("unshare"), "--net"]
+    log = run([*offline, *podman, "build", "--isolation=chroot", "--build-arg", f"PYTHON_IMAGE={BASE}",
                "--volume", f"{wheelhouse}:/wheelhouse:ro", "--volume", f"{pip_conf}:/etc/pip.conf:ro",
                "--tag", IMAGE, str(PROJECT)])
 
-    assert "Looking in links: /wheelhouse" in log and "Looking in indexes" not in log
+    assert "Looking in links: /wheelhouse" in log
     runtime_step = log.split("RUN greenops --version")[-1]
     assert runtime_step.lstrip().startswith(f"greenops {__version__}"), runtime_step[:500]
     (inspected,) = json.loads(run([*podman, "image", "inspect", IMAGE]))
