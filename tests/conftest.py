@@ -28,6 +28,7 @@ PY
 
 
 CI_CACHE = PROJECT / ".ci" / "cache"
+ALICE = ("-c", "user.name=Alice", "-c", "user.email=alice@example.com")  # git identity of test commits
 
 
 def _missing(message: str) -> NoReturn:
@@ -70,7 +71,7 @@ def make_remote(root: Path, files: dict[str, str], name: str = "remote.git") -> 
         (seed / relative).parent.mkdir(parents=True, exist_ok=True)
         (seed / relative).write_text(text)
     git("add", "--all", cwd=seed)
-    git("-c", "user.name=Alice", "-c", "user.email=alice@example.com", "commit", "--quiet", "-m", "init", cwd=seed)
+    git(*ALICE, "commit", "--quiet", "-m", "init", cwd=seed)
     git("push", "--quiet", str(remote), "main", cwd=seed)
     hook = remote / "hooks" / "pre-receive"
     hook.write_text(RECORD_HOOK)

@@ -15,9 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import PROJECT, VENV_BIN, git, require_binary, require_offline_fixture
-
-IDENTITY = ("-c", "user.name=Alice", "-c", "user.email=alice@example.com")
+from .conftest import ALICE, PROJECT, VENV_BIN, git, require_binary, require_offline_fixture
 
 BROKEN = "apiVersion: greenops.dev/v1alpha1\nkind: RetrainingPolicy\nmetadata: {name: broken}\nspec: {}\n"
 
@@ -76,13 +74,13 @@ def snapshot_of_this_checkout(destination: Path) -> str:
             shutil.copy2(source, target)
     git("init", "--quiet", str(destination))
     git("add", "--all", cwd=destination)
-    git(*IDENTITY, "commit", "--quiet", "-m", "snapshot", cwd=destination)
+    git(*ALICE, "commit", "--quiet", "-m", "snapshot", cwd=destination)
     return git("rev-parse", "HEAD", cwd=destination)
 
 
 def commit(repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     git("add", "--all", cwd=repo)
-    return subprocess.run(["git", *IDENTITY, "commit", "-m", "policies"], cwd=repo, env=env,
+    return subprocess.run(["git", *ALICE, "commit", "-m", "policies"], cwd=repo, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -92,13 +90,16 @@ def test_pre_commit_runs_the_hook_in_a_scratch_repository_that_uses_it(tmp_path:
     offline wheelhouse, as a mirror would serve it) and blocks a commit that adds a broken policy."""
     pre_commit = require_binary("pre-commit")
     wheelhouse = require_offline_fixture("wheelhouse")
+    (hook,) = yaml.safe_load((PROJECT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["language"] == "python"  # users need not install greenops: pre-commit does
     rev = snapshot_of_this_checkout(tmp_path / "greenops")
     repo = scratch(tmp_path, broken=False)
     git("init", "--quiet", str(repo))
     config = {"repos": [{"repo": str(tmp_path / "greenops"), "rev": rev, "hooks": [{"id": "greenops-validate"}]}]}
     (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-           "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+    # No greenops on PATH: the hook must run the one pre-commit installed in its own virtualenv.
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p) != VENV_BIN)
+    env = {**os.environ, "PATH": path, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
            "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse)}
     subprocess.run([pre_commit, "install"], cwd=repo, env=env, check=True, capture_output=True)
 
