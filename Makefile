@@ -26,12 +26,15 @@ bench: $(STAMP)  ## benchmarks recorded in BENCHMARKS.md
 	$(BIN)/python bench/validate_speed.py
 	$(BIN)/python bench/backtests.py
 
-lock:  ## pin constraints.txt to what pyproject.toml resolves to today (a fresh virtualenv, then pip freeze)
+LOCK_HEADER := \# The versions greenops is tested and shipped with (the image installs exactly these).\n\# Regenerate after changing dependencies in pyproject.toml: make lock
+
+lock:  ## pin constraints.txt to what pyproject.toml resolves to today, on Python 3.11 like the image
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "make lock needs Python 3.11 (PYTHON=python3.11)"; exit 1; }
 	rm -rf build/lock-venv
 	$(PYTHON) -m venv build/lock-venv
 	build/lock-venv/bin/python -m pip install --quiet .
-	{ sed -n '1,2p' constraints.txt; build/lock-venv/bin/python -m pip freeze --exclude greenops-controller; } > constraints.txt.new
-	mv constraints.txt.new constraints.txt
+	{ printf '$(LOCK_HEADER)\n'; build/lock-venv/bin/python -m pip freeze --exclude greenops-controller; } > build/constraints.txt
+	mv build/constraints.txt constraints.txt
 	rm -rf build/lock-venv
 
 clean:
