@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from controller import __version__
 from controller.backtest.arguments import add_backtest_parser
+from controller.errors import BrokenInstallError
 from controller.redact import register_environment_secrets, scrub
 from controller.state import DEFAULT_STATE_DIR
 
@@ -318,14 +319,15 @@ def cmd_telemetry_check(args: argparse.Namespace) -> int:
     try:
         policies, problems, unrelated = _policies_to_check(args)
     except (StalledError, TransientError) as err:
-        print(f"greenops telemetry check: {err}", file=sys.stderr)
+        print(scrub(f"greenops telemetry check: {err}"), file=sys.stderr)
         return EXIT_USER
     for problem in problems + unrelated:
         print(problem, file=sys.stderr)
     sources = open_sources(args.mlflow_uri or default_tracking_uri(args.state_dir),
                            args.prometheus_url or os.environ.get("PROMETHEUS_URL") or None)
     checks = check_policies(policies, sources, args.as_of or datetime.now(UTC))
-    print(render_json(checks) if args.output == "json" else render_text(checks))
+    # Server error texts end up in the report, and a server may echo the credentials it was sent.
+    print(scrub(render_json(checks) if args.output == "json" else render_text(checks)))
     if any(c.error for c in checks):
         return EXIT_BUG
     return EXIT_OK if checks and not problems and all(c.enough for c in checks) else EXIT_USER
@@ -567,6 +569,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("greenops: interrupted", file=sys.stderr)
         return EXIT_USER
+    except BrokenInstallError as err:
+        print(f"greenops: {err}", file=sys.stderr)
+        return EXIT_BUG
     except Exception as err:  # a bug: say so plainly, keep the traceback for whoever reports it
         print(scrub(f"greenops: internal error: {type(err).__name__}: {err}"), file=sys.stderr)
         if os.environ.get("GREENOPS_DEBUG"):

@@ -11,3 +11,7 @@ class TransientError(Exception):
 
 class SignalStalledError(StalledError):
     """A telemetry query found nothing usable; `greenops telemetry check` shows what each query returns."""
+
+
+class BrokenInstallError(Exception):
+    """greenops itself is installed incompletely (a packaged file is missing): reinstalling fixes it."""

@@ -4,7 +4,7 @@ requests."""
 import os
 from urllib.parse import urlsplit
 
-# Telemetry credentials the MLflow and Prometheus clients read from the environment themselves.
+# Telemetry credentials read from the environment (by MLflow's client, and by greenops for Prometheus).
 CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "PROMETHEUS_BEARER_TOKEN",
                         "PROMETHEUS_PASSWORD")
 

@@ -3,8 +3,10 @@
 import json
 import logging
 import subprocess
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,6 @@ from controller.demo.run import SCENARIOS
 from controller.gitops.forge import ForgeSettings
 from controller.policy.validate import validate_paths
 from controller.reconcile import Outcome, Settings, reconcile
-from controller.redact import scrub
 from controller.telemetry import mlflow_store
 from controller.telemetry.mlflow_store import MlflowTelemetry
 
@@ -238,13 +239,37 @@ def test_credentials_in_the_repository_url_are_never_printed(tmp_path: Path, mlf
     assert "cannot clone or fetch http://***@127.0.0.1:9/gitops.git" in captured.out
 
 
-def test_telemetry_credentials_from_the_environment_are_masked(monkeypatch: pytest.MonkeyPatch,
+class EchoingPrometheus(BaseHTTPRequestHandler):
+    """Rejects every query and echoes the Authorization header it was sent in its error text."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"status": "error", "errorType": "bad_data",
+                           "error": f"not allowed: {self.headers.get('Authorization')}"}).encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_telemetry_credentials_from_the_environment_are_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("PROMETHEUS_BEARER_TOKEN", "prom-Bearer-0042")
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "mlflow-Pass-0042")
-    assert main(["validate", str(PROJECT / "policies")]) == 0
-    capsys.readouterr()
-    assert scrub("sent prom-Bearer-0042 and mlflow-Pass-0042") == "sent *** and ***"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoingPrometheus)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        code = main(["telemetry", "check", str(PROJECT / "tests/golden/valid/prometheus-telemetry.yaml"),
+                     "--prometheus-url", f"http://127.0.0.1:{server.server_port}", "--state-dir", str(tmp_path)])
+    finally:
+        server.shutdown()
+        server.server_close()
+    printed = capsys.readouterr()
+    assert code == 1 and "not allowed: Bearer ***" in printed.out  # the server did echo it
+    assert "prom-Bearer-0042" not in printed.out + printed.err
 
 
 def test_a_forge_token_appears_nowhere(tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch,

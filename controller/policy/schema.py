@@ -5,6 +5,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from controller.errors import BrokenInstallError
+
 SCHEMA_FILE = "retrainingpolicy.schema.json"
 
 
@@ -16,7 +18,7 @@ def policy_schema() -> dict[str, Any]:
     try:
         text = location.read_text(encoding="utf-8")
     except OSError as err:
-        raise RuntimeError(f"greenops is installed without its schema ({location}: {err.strerror}); "
-                           "reinstall greenops") from err
+        raise BrokenInstallError(f"greenops is installed without its schema ({location}: {err.strerror or err}); "
+                                 "reinstall greenops") from err
     schema: dict[str, Any] = json.loads(text)
     return schema
