@@ -2,7 +2,8 @@
 
 Each serves, on loopback, only the documented endpoints greenops uses, with the documented shapes:
 - GitHub (docs.github.com/rest/pulls): GET/POST /repos/{owner}/{repo}/pulls, GET/PATCH .../pulls/{n},
-  PUT /repos/{owner}/{repo}/issues/{n}/labels, POST .../issues/{n}/comments; ``Authorization: token``.
+  POST (add) and PUT (replace) /repos/{owner}/{repo}/issues/{n}/labels, POST .../issues/{n}/comments;
+  ``Authorization: token``.
 - GitLab (docs.gitlab.com/api/merge_requests, /api/notes): GET and POST /api/v4/projects/{id}/merge_requests
   (409 when the source branch already has an open one), POST .../merge_requests/{iid}/notes;
   ``PRIVATE-TOKEN``. Real GitLab also creates merge requests from push options, which the fake cannot
@@ -135,7 +136,9 @@ class _GitHubHandler(_Handler):
         elif len(rest) == 2:
             self._send(200, self._pull_json(pull, single=True))
         elif rest[2] == "labels":
-            pull["labels"] = [{"name": name} for name in body.get("labels", [])]
+            kept = [label["name"] for label in pull["labels"]] if self.command == "POST" else []
+            names = kept + [name for name in body.get("labels", []) if name not in kept]
+            pull["labels"] = [{"name": name} for name in names]
             self._send(200, pull["labels"])
         elif rest[2] == "comments":
             self.state.comments.append((pull["number"], body["body"]))

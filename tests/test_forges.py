@@ -1,8 +1,8 @@
 """GitHub and GitLab REST behaviour against the FAKE servers of fakeforges.py (git pushes stay real)."""
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -45,6 +45,7 @@ def test_github_pull_request_is_opened_labelled_then_updated_and_left_alone_when
         (pull,) = github.pulls
         assert pull["head"]["ref"] == "greenops/fraud-detector" and pull["base"]["ref"] == "main"
         assert [label["name"] for label in pull["labels"]] == list(LABELS) and "greenops-decision" in pull["body"]
+        pull["labels"].append({"name": "do-not-merge"})  # a reviewer's label
         github.requests.clear()
         workspace.repo.remotes.origin.fetch()
         same = ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True, tmp_path)
@@ -53,6 +54,7 @@ def test_github_pull_request_is_opened_labelled_then_updated_and_left_alone_when
                                      tmp_path)
         assert newer.status == "updated" and "PATCH /repos/team/gitops/pulls/1" in writes(github.requests)
         assert len(github.pulls) == 1 and github.pulls[0]["title"] == change_for(workspace, proposal(0.008)).title
+        assert [label["name"] for label in github.pulls[0]["labels"]] == [*LABELS, "do-not-merge"]
     assert recorded_push_options(remote) == [[], []]
 
 
@@ -69,13 +71,12 @@ def test_github_closed_pull_request_is_a_declined_proposal(tmp_path: Path) -> No
         assert reopened.status == "created" and reopened.request and reopened.request.number == "#2"
 
 
-def test_github_refused_token_is_stalled_and_never_shown(tmp_path: Path) -> None:
-    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
-    workspace = Workspace.open(str(remote), tmp_path / "state")
-    with fake_forge("github", "another-token") as github:
-        forge = open_forge(ForgeSettings("github", github.base, "team/gitops"), str(remote), tmp_path / "state")
-        with pytest.raises(StalledError, match="refused the token") as raised:
-            ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True, tmp_path)
+@pytest.mark.parametrize("kind", ["github", "gitlab"])
+def test_a_refused_token_is_stalled_and_never_shown(tmp_path: Path, kind: str) -> None:
+    """The fake answers 401 and echoes the token it was sent into its error text."""
+    with (against(kind, tmp_path, token="another-token") as (_remote, workspace, _fake, forge),
+          pytest.raises(StalledError, match="refused the token") as raised):
+        ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True, tmp_path)
     assert TOKEN not in str(raised.value)
 
 
@@ -95,14 +96,13 @@ def test_github_needs_a_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     ("git@github.com:owner/app.git", "owner/app"),
     ("https://bot:tok@github.com/owner/app", "owner/app"),
     ("/srv/git/remote.git", None),
+    ("https://gitlab.example.com", None),
 ])
 def test_project_from_repository_url(url: str, project: str | None) -> None:
     assert project_from_url(url) == project
 
 
-def test_gitlab_reads_state_and_leaves_one_note_on_a_held_branch(tmp_path: Path,
-                                                                caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+def test_gitlab_reads_state_and_leaves_one_note_on_a_held_branch(tmp_path: Path) -> None:
     with against("gitlab", tmp_path) as (remote, workspace, gitlab, forge):
         change = change_for(workspace, proposal())
         created = ensure_merge_request(workspace, forge, change, LABELS, True, True, tmp_path)
@@ -118,8 +118,13 @@ def test_gitlab_reads_state_and_leaves_one_note_on_a_held_branch(tmp_path: Path,
                                         tmp_path)
             assert held.status == "held"
         assert len(gitlab.comments) == 1 and "did not make" in gitlab.comments[0][1]
-    seen = "\n".join(r.getMessage() for r in caplog.records) + str(gitlab.requests)
-    assert TOKEN not in seen
+
+
+def test_gitlab_api_opens_a_low_confidence_proposal_as_a_draft(tmp_path: Path) -> None:
+    with against("gitlab", tmp_path) as (_remote, workspace, gitlab, forge):
+        change = replace(change_for(workspace, proposal()), draft=True)
+        ensure_merge_request(workspace, forge, change, LABELS, True, True, tmp_path)
+        assert gitlab.pulls[0]["title"] == f"Draft: {change.title}"
 
 
 def test_gitlab_closed_merge_request_is_a_declined_proposal(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 from controller.errors import StalledError
 from controller.redact import register_secret
@@ -108,7 +109,7 @@ def read_token(settings: ForgeSettings) -> str | None:
 
 def project_from_url(url: str) -> str | None:
     """``https://gitlab.example.com/group/sub/app.git`` or ``git@github.com:owner/app.git`` -> the path."""
-    path = url.split("://", 1)[1].split("/", 1)[1] if "://" in url else url.split(":", 1)[-1]
+    path = urlsplit(url).path.lstrip("/") if "://" in url else url.split(":", 1)[-1]
     path = path.removesuffix("/").removesuffix(".git")
     return path if "/" in path and not path.startswith("/") else None
 

@@ -71,8 +71,8 @@ class GitHubForge:
         else:
             pull = self._call("open a pull request", self._repo().create_pull, base=submission.target,
                               head=submission.branch, title=submission.title, body=body, draft=submission.draft)
-        if submission.labels:
-            self._call("label the pull request", pull.set_labels, *submission.labels)
+        if submission.labels:  # added, never replaced: reviewers' own labels stay (as GitLab's push option does)
+            self._call("label the pull request", pull.add_to_labels, *submission.labels)
         return MergeRequest(submission.branch, "open", submission.title, body, f"#{pull.number}", pull.html_url,
                             submission.draft if existing is None else existing.draft, submission.head)
 

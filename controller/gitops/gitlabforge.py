@@ -91,7 +91,9 @@ class GitLabForge:
         try:
             created = self._call("open a merge request", self._project().mergerequests.create,  # type: ignore[attr-defined]
                                  {"source_branch": submission.branch, "target_branch": submission.target,
-                                  "title": submission.title, "description": submission.body,
+                                  # the API has no draft field: GitLab reads it from the title prefix
+                                  "title": f"Draft: {submission.title}" if submission.draft else submission.title,
+                                  "description": submission.body,
                                   "labels": ",".join(submission.labels), "remove_source_branch": True})
         except (StalledError, TransientError):
             again = self.find(submission.branch)  # 409: the push options' request appeared meanwhile
