@@ -488,8 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
         "jitter; passes never overlap; after a transient failure the next pass comes sooner, backing off up to the "
         "interval). The policy set is reloaded from Git every interval. Serves /metrics (Prometheus), /healthz and "
         "/readyz (ready once every policy had a first pass). SIGTERM lets the running pass finish, then exits 0. "
-        "Every option below can also come from --config FILE (YAML, `option: value`; flags win) or, where noted, "
-        "from the environment; --log-level and --log-format go before `run` or in GREENOPS_LOG_LEVEL/FORMAT.",
+        "Every option below can also come from --config FILE (YAML, `option: value`) or, where noted, from the "
+        "environment; flags win over the file, the file over the environment; --log-level and --log-format go "
+        "before `run` or in GREENOPS_LOG_LEVEL/FORMAT.",
         allow_abbrev=False)
     _add_pass_options(run)
     _add_tuning_options(run)

@@ -106,11 +106,25 @@ def change_sets(proposals: list[tuple[Policy, Decision]], workspace: Workspace) 
     return changes
 
 
+def _with_their_groups(only: Sequence[str], policies: Sequence[Policy]) -> set[str]:
+    """The named policies and the rest of their proposal groups: a group's merge request is only rebuilt
+    from a pass that decides all of it."""
+    units = {unit_name(p) for p in policies if p.name in only}
+    return {p.name for p in policies if p.name in only or unit_name(p) in units}
+
+
 def _undecided_members(change: ChangeSet, policies: Sequence[Policy], decided: set[str]) -> list[str]:
     """Policies of the change's group that this pass did not decide (filtered out, stalled or failed):
     rebuilding the group's branch without them would drop their part of the merge request."""
     group = change.policies[0].proposal_group
     return sorted(p.name for p in policies if group and p.proposal_group == group and p.name not in decided)
+
+
+def _each(change: ChangeSet, status: str, message: str, result: WriteBack | None = None) -> list[Outcome]:
+    """The same outcome for every policy of a change set; the title and body only once written back."""
+    title, body = (change.title, change.body) if result is not None else (None, None)
+    return [Outcome(p.name, status, message, d, result, title, body)
+            for p, d in zip(change.policies, change.decisions, strict=True)]
 
 
 def _write_back(change: ChangeSet, settings: Settings, workspace: Workspace, forge: Forge, push: bool,
@@ -119,13 +133,14 @@ def _write_back(change: ChangeSet, settings: Settings, workspace: Workspace, for
         result = ensure_merge_request(workspace, forge, change, settings.forge.labels, push, may_open,
                                       settings.state_dir)
     except StalledError as err:
-        return [Outcome(p.name, "stalled", str(err), d) for p, d in zip(change.policies, change.decisions, strict=True)]
+        return _each(change, "stalled", str(err))
     except TransientError as err:
-        return [Outcome(p.name, "transient", f"{err} (will retry)", d)
-                for p, d in zip(change.policies, change.decisions, strict=True)]
-    message = result.message or _summary(result, forge)
-    return [Outcome(p.name, "ok", message, d, result, change.title, change.body)
-            for p, d in zip(change.policies, change.decisions, strict=True)]
+        return _each(change, "transient", f"{err} (will retry)")
+    except Exception as err:  # a bug in one write-back must not cost the other policies their outcomes
+        log.exception("internal error", extra={"policy": change.branch})
+        return _each(change, "error", f"internal error: {type(err).__name__}: {err}; please report it "
+                     "(GREENOPS_DEBUG=1 prints the traceback)")
+    return _each(change, "ok", result.message or _summary(result, forge), result)
 
 
 def _summary(result: WriteBack, forge: Forge) -> str:
@@ -167,7 +182,7 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
         forge = open_forge(settings.forge, settings.repo_url, settings.state_dir, workspace)
     except (StalledError, TransientError) as err:
         status = "stalled" if isinstance(err, StalledError) else "transient"
-        return [Outcome(safe_url(settings.repo_url), status, str(err))]
+        return [Outcome(name, status, str(err)) for name in settings.only or (safe_url(settings.repo_url),)]
     result = validate_paths([workspace.root / settings.policies_dir], relative_to=workspace.root)
     outcomes = list(_problem_outcomes(result.problems))
     sources = open_sources(settings.mlflow_uri, settings.prometheus_url)
@@ -175,9 +190,10 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
     known = {p.name for p in result.policies}
     outcomes += [Outcome(name, "stalled", f"no valid policy named {name} in {settings.policies_dir}/ of "
                          f"{safe_url(settings.repo_url)}") for name in settings.only if name not in known]
+    wanted = _with_their_groups(settings.only, result.policies)
     proposals: list[tuple[Policy, Decision]] = []
     for policy in sorted(result.policies, key=lambda p: p.name):
-        if settings.only and policy.name not in settings.only:
+        if wanted and policy.name not in wanted:
             continue
         log.info("reconciling", extra={"policy": policy.name})
         try:
@@ -202,10 +218,9 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
     for change in change_sets(proposals, workspace):
         missing = _undecided_members(change, result.policies, decided)
         if missing:
-            outcomes += [Outcome(p.name, "ok", f"not written back: group {p.proposal_group} also holds "
-                                 f"{', '.join(missing)}, not decided in this pass; its merge request is only rebuilt "
-                                 "from a pass that decides every policy of the group", d)
-                         for p, d in zip(change.policies, change.decisions, strict=True)]
+            outcomes += _each(change, "ok", f"not written back: group {change.policies[0].proposal_group} also "
+                              f"holds {', '.join(missing)}, not decided in this pass; its merge request is only "
+                              "rebuilt from a pass that decides every policy of the group")
             continue
         may_open = settings.max_mrs_per_run is None or opened < settings.max_mrs_per_run
         written = _write_back(change, settings, workspace, forge, push, may_open)

@@ -29,6 +29,7 @@ PY
 
 CI_CACHE = PROJECT / ".ci" / "cache"
 ALICE = ("-c", "user.name=Alice", "-c", "user.email=alice@example.com")  # git identity of test commits
+BOB = ("-c", "user.name=Bob", "-c", "user.email=bob@example.com")  # a human committing to a bot branch
 
 
 def _missing(message: str) -> NoReturn:
@@ -98,6 +99,6 @@ def human_commit(remote: Path, branch: str, work: Path, file: str = "NOTES.md") 
     git("clone", "--quiet", "--branch", branch, str(remote), str(work))
     (work / file).write_text("wait for the quarter close\n")
     git("add", ".", cwd=work)
-    git("-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "--quiet", "-m", "hold", cwd=work)
+    git(*BOB, "commit", "--quiet", "-m", "hold", cwd=work)
     git("push", "--quiet", "origin", branch, cwd=work)
     return git("rev-parse", branch, cwd=remote)

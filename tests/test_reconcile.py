@@ -230,6 +230,30 @@ def test_a_bug_in_one_policy_does_not_stop_the_others(tmp_path: Path, mlflow_uri
     assert exit_code(outcomes) == 3
 
 
+def test_a_bug_in_one_write_back_does_not_stop_the_others(tmp_path: Path, mlflow_uri: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import controller.reconcile as reconcile_module
+
+    real_write = reconcile_module.ensure_merge_request
+
+    def flaky_write(workspace, forge, change, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if change.branch == "greenops/fraud-detector":
+            raise ZeroDivisionError("simulated write-back bug")
+        return real_write(workspace, forge, change, *args, **kwargs)
+
+    monkeypatch.setattr(reconcile_module, "ensure_merge_request", flaky_write)
+    found = by_policy(reconcile(settings(make_remote(tmp_path, repo_files()), tmp_path, mlflow_uri), push=True))
+    assert found["fraud-detector"].status == "error" and "simulated write-back bug" in found["fraud-detector"].message
+    assert found["churn-predictor"].status == "ok"
+
+
+def test_an_unreachable_repository_is_reported_under_the_policies_asked_for(tmp_path: Path) -> None:
+    only = replace(settings(tmp_path / "no-such-repo.git", tmp_path, "sqlite:///unused.db"),
+                   only=("churn-predictor", "fraud-detector"))
+    outcomes = reconcile(only, push=True)
+    assert [(o.policy, o.status) for o in outcomes] == [("churn-predictor", "stalled"), ("fraud-detector", "stalled")]
+
+
 def test_credentials_in_the_repository_url_are_never_printed(tmp_path: Path, mlflow_uri: str,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     url = "http://bot:s3cr3t-token@127.0.0.1:9/gitops.git"  # loopback, closed port: fails at once

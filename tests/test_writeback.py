@@ -13,6 +13,7 @@ import pytest
 from controller.cli import main
 from controller.costmodel import fit_cost_model
 from controller.decision import Decision
+from controller.errors import TransientError
 from controller.gitops import mr
 from controller.gitops.forge import ForgeSettings, open_forge
 from controller.gitops.localforge import LocalForge
@@ -20,9 +21,9 @@ from controller.gitops.workspace import Workspace
 from controller.gitops.writeback import ChangeSet, WriteBack, declined_proposals, ensure_merge_request
 from controller.optimize.decide import decide
 from controller.policy.model import Policy
-from controller.reconcile import _undecided_members, change_sets
+from controller.reconcile import _undecided_members, _with_their_groups, change_sets
 
-from .conftest import git, human_commit, make_remote, recorded_push_options
+from .conftest import BOB, git, human_commit, make_remote, recorded_push_options
 from .test_decide import make_history, make_policy
 
 LABELS = ("greenops", "energy")
@@ -97,6 +98,32 @@ def test_human_commit_stops_the_bot_with_one_note(tmp_path: Path) -> None:
     assert record.count("greenops found commits it did not make") == 1
 
 
+def test_a_dry_run_on_a_held_branch_reports_it_and_writes_nothing(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    human_commit(remote, "greenops/fraud-detector", tmp_path / "human")
+    planned = write(workspace, forge, change_for(workspace, proposal(0.006)), tmp_path, push=False)
+    assert planned.status == "held"
+    record = (tmp_path / "state" / "merge-requests" / "fraud-detector.md").read_text()
+    assert "did not make" not in record and not (tmp_path / "state" / "held").exists()
+    held = write(workspace, forge, change_for(workspace, proposal(0.006)), tmp_path)  # the real pass notes it
+    assert held.status == "held" and "did not make" in (tmp_path / "state" / "merge-requests" /
+                                                        "fraud-detector.md").read_text()
+
+
+def test_a_branch_force_pushed_with_unrelated_history_is_held(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    orphan = tmp_path / "orphan"
+    git("init", "--quiet", "--initial-branch=main", str(orphan))
+    (orphan / "OTHER.md").write_text("a different project\n")
+    git("add", ".", cwd=orphan)
+    git(*BOB, "commit", "--quiet", "-m", "unrelated", cwd=orphan)
+    git("push", "--quiet", "--force", str(remote), "main:greenops/fraud-detector", cwd=orphan)
+    held = write(workspace, forge, change_for(workspace, proposal(0.006)), tmp_path)
+    assert held.status == "held" and "Bob <bob@example.com>" in held.message
+
+
 def test_a_declined_proposal_is_not_reopened_until_it_changes_materially(tmp_path: Path,
                                                                          capsys: pytest.CaptureFixture[str]) -> None:
     remote, workspace, forge = setup(tmp_path)
@@ -139,15 +166,15 @@ def test_rejected_push_writes_nothing_and_is_retried(tmp_path: Path) -> None:
     hook = remote / "hooks" / "pre-receive"
     recording = hook.read_text()
     hook.write_text("#!/bin/sh\necho 'quota exceeded' >&2\nexit 1\n")
-    with pytest.raises(Exception, match="quota exceeded"):
+    with pytest.raises(TransientError, match="quota exceeded"):
         write(workspace, forge, change_for(workspace, proposal()), tmp_path)
     assert forge.all() == [] and "greenops/" not in git("branch", "--all", cwd=remote)
     hook.write_text(recording)
     assert write(workspace, forge, change_for(workspace, proposal()), tmp_path).status == "created"
 
 
-def test_gitlab_push_options_create_then_update_with_labels_and_draft(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gitlab_push_options_create_with_target_labels_and_draft(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in ("GREENOPS_FORGE_TOKEN", "GITLAB_TOKEN"):
         monkeypatch.delenv(variable, raising=False)
     remote = make_remote(tmp_path, {"README.md": "gitops\n"})
@@ -198,7 +225,7 @@ def test_squash_merged_human_work_releases_the_branch(tmp_path: Path) -> None:
     human_commit(remote, "greenops/fraud-detector", human)
     git("checkout", "--quiet", "main", cwd=human)
     git("merge", "--quiet", "--squash", "greenops/fraud-detector", cwd=human)
-    git("-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "--quiet", "-m", "squash", cwd=human)
+    git(*BOB, "commit", "--quiet", "-m", "squash", cwd=human)
     git("push", "--quiet", "origin", "main", cwd=human)
     newer = write(workspace, forge, change_for(workspace, proposal(0.008)), tmp_path)
     assert newer.status == "created" and newer.request and newer.request.number == "!2"  # !1 was merged
@@ -220,3 +247,11 @@ def test_a_group_is_not_rebuilt_from_part_of_its_policies(tmp_path: Path) -> Non
     policies = [first[0], second[0], proposal(name="other")[0]]
     assert _undecided_members(change, policies, {"fraud-detector"}) == ["card-risk"]
     assert _undecided_members(change, policies, {"fraud-detector", "card-risk"}) == []
+
+
+def test_naming_one_policy_of_a_group_brings_the_whole_group() -> None:
+    """`plan --policy fraud-detector` must decide card-risk too, or the group's request is never rebuilt."""
+    policies = [proposal(name="fraud-detector", group="payments")[0],
+                proposal(0.004, name="card-risk", group="payments")[0], proposal(name="other")[0]]
+    assert _with_their_groups(("fraud-detector",), policies) == {"fraud-detector", "card-risk"}
+    assert _with_their_groups(("other",), policies) == {"other"}

@@ -139,7 +139,10 @@ class Workspace:
     def _merged_by_content(self, branch_sha: str, base: str) -> bool:
         """Whether every file the branch changes already has the branch's content on the target: the
         human work was squash- or rebase-merged, so rebuilding the branch loses nothing."""
-        fork = self.repo.git.merge_base(base, branch_sha)
+        try:
+            fork = self.repo.git.merge_base(base, branch_sha)
+        except git.GitCommandError:  # unrelated histories (a force-pushed branch): nothing was merged
+            return False
         changed = self.repo.git.diff("--name-only", fork, branch_sha).splitlines()
         if not changed:
             return True
@@ -158,16 +161,9 @@ class Workspace:
         """Whether commit ``sha`` reached the target branch, as a commit or (squashed) as content."""
         base = self._ref(self.target)
         try:
-            return base is not None and (self.contains(sha) or self._merged_by_content(sha, base))
-        except git.GitCommandError:  # the commit is gone (branch deleted and pruned): not merged as far as we know
-            return False
-
-    def contains(self, sha: str) -> bool:
-        """Whether commit ``sha`` is on the target branch (its merge request was merged)."""
-        base = self._ref(self.target)
-        try:
-            return base is not None and self.repo.is_ancestor(self.repo.commit(sha), self.repo.commit(base))
-        except (git.GitCommandError, ValueError):
+            return base is not None and (self.repo.is_ancestor(self.repo.commit(sha), self.repo.commit(base))
+                                         or self._merged_by_content(sha, base))
+        except (git.GitCommandError, ValueError):  # the commit is gone (branch deleted and pruned): not merged
             return False
 
     def branch_head(self, branch: str) -> str | None:

@@ -88,11 +88,13 @@ def _held_marker(state_dir: Path, branch: str) -> Path:
     return state_dir / "held" / f"{record_name(branch)}.txt"
 
 
-def _hold(forge: Forge, request: MergeRequest | None, result: ProposalResult, state_dir: Path) -> WriteBack:
-    """Hands off a branch with human commits; one note per set of human commits, not one per pass."""
+def _hold(forge: Forge, request: MergeRequest | None, result: ProposalResult, state_dir: Path,
+          push: bool) -> WriteBack:
+    """Hands off a branch with human commits; one note per set of human commits, not one per pass, and
+    none from a dry run (``greenops plan`` writes nothing anywhere)."""
     humans = "; ".join(result.humans)
     marker = _held_marker(state_dir, result.branch)
-    if _read(marker) != humans:
+    if push and _read(marker) != humans:
         if request is not None and request.state == "open":
             forge.comment(request, f"greenops found commits it did not make on `{result.branch}` ({humans}). It "
                           "will not update this merge request until they are merged or the branch is deleted.")
@@ -128,8 +130,9 @@ def ensure_merge_request(workspace: Workspace, forge: Forge, change: ChangeSet, 
     result = workspace.propose(change.branch, change.files, f"{change.title}\n\n{change.body}",
                                push and (updating or may_open), forge.push_options(submission, creating=not updating))
     if result.status == "held":
-        return _hold(forge, open_request, result, state_dir)
-    _held_marker(state_dir, change.branch).unlink(missing_ok=True)  # the human work was merged or deleted
+        return _hold(forge, open_request, result, state_dir, push)
+    if push:
+        _held_marker(state_dir, change.branch).unlink(missing_ok=True)  # the human work was merged or deleted
     if result.status == "planned" and push:
         return WriteBack("deferred", change.branch, "--max-mrs-per-run reached: proposed on a later pass",
                          result.diff)

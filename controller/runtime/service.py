@@ -106,9 +106,11 @@ class Controller:
             jobs[name].remove()
             self.waiting.discard(name)
             self.failures.pop(name, None)
-            for member in jobs[name].args[1]:
-                self.metrics.forget(member)
             log.info("no longer in the repository; not reconciled any more", extra={"policy": name})
+        # policies deleted, or moved out of a group into a unit of their own name, keep no stale gauges
+        known = {member for members in units.values() for member in members}
+        for member in sorted({m for job in jobs.values() for m in job.args[1]} - known):
+            self.metrics.forget(member)
         self.discovered = True
 
     def _trigger(self) -> IntervalTrigger:
@@ -136,11 +138,13 @@ class Controller:
             log.exception("internal error: %s: %s", type(err).__name__, err, extra={"policy": unit})
             outcomes = [Outcome(m, "error", f"internal error: {type(err).__name__}") for m in members]
         seconds = time.monotonic() - began
-        mine = [o for o in outcomes if o.policy in members] or outcomes[:1]
+        mine = [o for o in outcomes if o.policy in members]
         for outcome in mine:
             self.metrics.record(outcome.policy, outcome.status, seconds, outcome.decision, time.time())
             self._log(outcome.policy, outcome)
-        self.opened += sum(o.proposal is not None and o.proposal.status == "created" for o in mine)
+        # a group's members share one merge request: count requests (branches), not policies
+        created = {o.proposal.branch for o in mine if o.proposal is not None and o.proposal.status == "created"}
+        self.opened += len(created)
         if any(o.status == "transient" for o in mine):
             self._retry_sooner(f"unit:{unit}", unit, "a transient failure")
         else:
@@ -154,7 +158,7 @@ class Controller:
         if self.stopping.is_set():
             return
         failures = self.failures[unit] = self.failures.get(unit, 0) + 1
-        delay = min(self.settings.interval, self.settings.retry_after * 2 ** (failures - 1))
+        delay = min(self.settings.interval, self.settings.retry_after * 2 ** min(failures - 1, 30))  # no overflow
         job = self.scheduler.get_job(job_id)
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC) + delay)
@@ -165,8 +169,13 @@ def run(settings: RunSettings) -> int:
     """Serve health and metrics, reconcile on schedule, and stop cleanly on SIGTERM or SIGINT."""
     metrics = Metrics()
     controller = Controller(settings, metrics)
-    server = HealthServer(settings.host, settings.port, metrics.exposition, lambda: controller.alive,
-                          lambda: controller.ready)
+    try:
+        server = HealthServer(settings.host, settings.port, metrics.exposition, lambda: controller.alive,
+                              lambda: controller.ready)
+    except OSError as err:
+        log.error("cannot listen on %s:%d: %s; choose another --listen address", settings.host, settings.port,
+                  err.strerror or err)
+        return 1
     stop = threading.Event()
 
     def on_signal(number: int, frame: FrameType | None) -> None:
