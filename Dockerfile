@@ -17,7 +17,7 @@ COPY pyproject.toml README.md constraints.txt ./
 COPY schemas ./schemas
 COPY controller ./controller
 RUN python3 -m venv /opt/greenops \
- && /opt/greenops/bin/pip install --no-compile --constraint constraints.txt . \
+ && /opt/greenops/bin/pip install --constraint constraints.txt . \
  && /opt/greenops/bin/greenops --version
 
 FROM ${PYTHON_IMAGE}

@@ -114,6 +114,11 @@ def test_pre_commit_runs_the_hook_in_a_scratch_repository_that_uses_it(tmp_path:
     assert git("log", "--format=%s", cwd=repo) == "policies"
 
     (repo / "policies" / "broken.yaml").unlink()
+    (repo / "policies" / "copy.yaml").write_text((repo / "policies" / "churn-predictor.yaml").read_text())
+    duplicate = commit(repo, env)  # valid on its own: only the whole folder shows the clash
+    assert duplicate.returncode == 1 and "duplicate policy name 'churn-predictor'" in duplicate.stdout
+
+    (repo / "policies" / "copy.yaml").unlink()
     (repo / "README.md").write_text("still not a policy\n")
     skipped = commit(repo, env)
     assert skipped.returncode == 0 and re.search(r"greenops validate\.+\(no files to check\)Skipped", skipped.stdout)

@@ -89,6 +89,19 @@ def exported_names() -> set[str]:
     return {sample.name for family in metrics.registry.collect() for sample in family.samples}
 
 
+def test_savings_are_exported_only_for_what_greenops_proposes() -> None:
+    current = Forecast("0 2 * * *", 30.0, 10.0, 1.0, 0.97, 0.96, 0.9, 0.88, 24.0, 24.0, ())
+    best = Forecast("0 2 * * 1", 4.3, 2.0, 0.2, 0.95, 0.94, 0.9, 0.88, 168.0, 168.0, ())
+    evidence = Evidence("test", "", "", 1, 1, 1.0, 0.0, 1.0, 1, 1, 84, 100.0, False)
+    metrics = Metrics()
+    for name, propose in (("kept", False), ("changed", True)):
+        metrics.record(name, "ok", 1.0, Decision(name, current, best, propose, "why", None, evidence), 0.0)
+    exported = metrics.exposition().decode()
+    assert 'greenops_predicted_energy_saving_kwh{policy="kept"} 0.0' in exported
+    assert 'greenops_retrains_per_month{policy="kept",schedule="proposed"} 30.0' in exported
+    assert 'greenops_predicted_energy_saving_kwh{policy="changed"} 8.0' in exported
+
+
 def test_the_dashboard_queries_only_metrics_greenops_exports() -> None:
     dashboard = json.loads((CONTROLLER / "dashboards" / "greenops.json").read_text())
     queried = {name for panel in dashboard["panels"] for target in panel["targets"]
@@ -108,5 +121,13 @@ def test_the_dockerfile_passes_hadolint() -> None:
     hadolint = require_binary("hadolint")
     linted = subprocess.run([hadolint, str(PROJECT / "Dockerfile")], capture_output=True, text=True)
     assert linted.returncode == 0, linted.stdout + linted.stderr
-    text = (PROJECT / "Dockerfile").read_text()
-    assert "USER 10001" in text and 'ENTRYPOINT ["greenops"]' in text
+
+
+def test_the_controller_application_deploys_this_kustomization() -> None:
+    path = PROJECT / "manifests" / "argocd" / "greenops-controller.application.yaml"
+    application = yaml.safe_load(path.read_text())
+    assert application["apiVersion"] == "argoproj.io/v1alpha1" and application["kind"] == "Application"
+    source, destination = application["spec"]["source"], application["spec"]["destination"]
+    assert (PROJECT / source["path"]).resolve() == CONTROLLER.resolve()
+    kustomization = yaml.safe_load((CONTROLLER / "kustomization.yaml").read_text())
+    assert destination["namespace"] == kustomization["namespace"]

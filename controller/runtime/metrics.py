@@ -45,13 +45,13 @@ class Metrics:
             self.last_success.labels(policy).set(now)
         if decision is None:
             return
-        for label, forecast in (("current", decision.current), ("proposed", decision.proposed)):
+        # Without a proposal the schedule stays as it is: the search's best is not what will run.
+        proposed = decision.proposed if decision.propose else decision.current
+        for label, forecast in (("current", decision.current), ("proposed", proposed)):
             self.retrains.labels(policy, label).set(forecast.retrains_per_month)
             self.compliance.labels(policy, label).set(forecast.compliance_lower)
-        self.energy_saving.labels(policy).set(decision.current.energy_kwh_per_period
-                                              - decision.proposed.energy_kwh_per_period)
-        self.carbon_saving.labels(policy).set(decision.current.carbon_kg_per_period
-                                              - decision.proposed.carbon_kg_per_period)
+        self.energy_saving.labels(policy).set(decision.current.energy_kwh_per_period - proposed.energy_kwh_per_period)
+        self.carbon_saving.labels(policy).set(decision.current.carbon_kg_per_period - proposed.carbon_kg_per_period)
         self.proposing.labels(policy).set(1.0 if decision.propose else 0.0)
 
     def forget(self, policy: str) -> None:
