@@ -28,6 +28,8 @@ from controller.policy.model import Policy
 from controller.redact import redact, safe_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+optuna.logging.disable_default_handler()  # its warnings go through greenops' handler: JSON lines, masking
+optuna.logging.enable_propagation()
 
 
 STUDIES_KEPT_PER_POLICY = 5

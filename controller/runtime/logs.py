@@ -9,8 +9,6 @@ import os
 import sys
 from typing import Any
 
-from pythonjsonlogger.json import JsonFormatter
-
 from controller.redact import scrub
 
 HANDLER_NAME = "greenops"
@@ -25,27 +23,30 @@ class PolicyTextFormatter(logging.Formatter):
         return scrub(line)
 
 
-class PolicyJsonFormatter(JsonFormatter):
-    """One JSON object per line: time, level, logger, policy (null for the controller's own lines), message."""
+def _json_formatter() -> logging.Formatter:
+    """One JSON object per line: time, level, logger, policy (null for the controller's own lines), message.
+    Built on first use, so commands logging as text never import python-json-logger."""
+    from pythonjsonlogger.json import JsonFormatter
 
-    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
-        super().add_fields(log_data, record, message_dict)
-        log_data["policy"] = getattr(record, "policy", None)
-        if record.exc_info and not os.environ.get("GREENOPS_DEBUG"):
-            log_data.pop("exc_info", None)
+    class PolicyJsonFormatter(JsonFormatter):
+        def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
+                       message_dict: dict[str, Any]) -> None:
+            super().add_fields(log_data, record, message_dict)
+            log_data["policy"] = getattr(record, "policy", None)
+            if record.exc_info and not os.environ.get("GREENOPS_DEBUG"):
+                log_data.pop("exc_info", None)
 
-    def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
+        def format(self, record: logging.LogRecord) -> str:
+            return scrub(super().format(record))
+
+    return PolicyJsonFormatter("{asctime}{levelname}{name}{message}", style="{", datefmt="%Y-%m-%dT%H:%M:%S%z",
+                               rename_fields={"asctime": "time", "levelname": "level", "name": "logger"})
 
 
 def configure(level: str, fmt: str) -> None:
     """Send log lines to stderr in ``fmt`` (text or json)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(PolicyJsonFormatter("{asctime}{levelname}{name}{message}", style="{",
-                                             datefmt="%Y-%m-%dT%H:%M:%S%z",
-                                             rename_fields={"asctime": "time", "levelname": "level",
-                                                            "name": "logger"})
-                         if fmt == "json" else PolicyTextFormatter())
+    handler.setFormatter(_json_formatter() if fmt == "json" else PolicyTextFormatter())
     handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:  # ours only: others (pytest) stay
