@@ -121,3 +121,6 @@ def test_the_policy_reference_is_generated_from_the_schema(capsys: pytest.Captur
     generated = capsys.readouterr().out
     assert generated == (PROJECT / "docs" / "policy-reference.md").read_text()
     assert "| `spec.promotion.maxMinGain` | number |" in generated and "`spec.training.window`" in generated
+    kinds = [line.split(" | ")[1] for line in generated.splitlines() if line.startswith("| `")]
+    assert kinds and all(kind.strip() and not kind.endswith(" of ") for kind in kinds)  # every field has a type
+    assert "| `spec.schedule.allowedHours` | array of integer or string |" in generated

@@ -17,6 +17,9 @@ def _kind(node: dict[str, Any], definitions: dict[str, Any]) -> str:
         return f"`{node['const']}`"
     if "enum" in node:
         return " \\| ".join(f"`{value}`" for value in node["enum"])
+    for alternatives in ("oneOf", "anyOf"):
+        if alternatives in node:
+            return " or ".join(_kind(option, definitions) for option in node[alternatives])
     kind = node.get("type", "")
     kind = " or ".join(kind) if isinstance(kind, list) else str(kind)
     if kind == "array" and isinstance(node.get("items"), dict):
