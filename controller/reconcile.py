@@ -21,7 +21,7 @@ from controller.gitops.writeback import ChangeSet, WriteBack, ensure_merge_reque
 from controller.optimize.decide import decide
 from controller.policy.model import Policy
 from controller.policy.problems import Problem
-from controller.policy.validate import validate_paths
+from controller.policy.validate import ValidationResult, validate_paths
 from controller.redact import safe_url
 from controller.render import GENERATED_DIR, render_changes
 from controller.telemetry.assemble import Sources, load_history, open_sources
@@ -164,11 +164,16 @@ def _problem_outcomes(problems: tuple[Problem, ...]) -> Iterator[Outcome]:
         yield Outcome(file, "stalled", f"invalid policy file; fix it and push:\n{details}")
 
 
+def _load_policies(settings: Settings) -> tuple[Workspace, ValidationResult]:
+    """Fetch the repository and validate its policy folder. Raises StalledError or TransientError."""
+    workspace = Workspace.open(settings.repo_url, settings.state_dir, settings.target_branch)
+    return workspace, validate_paths([workspace.root / settings.policies_dir], relative_to=workspace.root)
+
+
 def policy_units(settings: Settings) -> tuple[dict[str, tuple[str, ...]], list[str]]:
     """The repository's valid policies as units reconciled together (a policy, or a ``proposal.group``),
     by unit name, and the problems of the invalid files. Raises StalledError or TransientError."""
-    workspace = Workspace.open(settings.repo_url, settings.state_dir, settings.target_branch)
-    result = validate_paths([workspace.root / settings.policies_dir], relative_to=workspace.root)
+    _, result = _load_policies(settings)
     units: dict[str, list[str]] = {}
     for policy in sorted(result.policies, key=lambda p: p.name):
         units.setdefault(unit_name(policy), []).append(policy.name)
@@ -178,12 +183,11 @@ def policy_units(settings: Settings) -> tuple[dict[str, tuple[str, ...]], list[s
 def reconcile(settings: Settings, push: bool) -> list[Outcome]:
     """Run one pass over every policy in the repository (``push=False`` for ``greenops plan``)."""
     try:
-        workspace = Workspace.open(settings.repo_url, settings.state_dir, settings.target_branch)
+        workspace, result = _load_policies(settings)
         forge = open_forge(settings.forge, settings.repo_url, settings.state_dir, workspace)
     except (StalledError, TransientError) as err:
         status = "stalled" if isinstance(err, StalledError) else "transient"
         return [Outcome(name, status, str(err)) for name in settings.only or (safe_url(settings.repo_url),)]
-    result = validate_paths([workspace.root / settings.policies_dir], relative_to=workspace.root)
     outcomes = list(_problem_outcomes(result.problems))
     sources = open_sources(settings.mlflow_uri, settings.prometheus_url)
     now = settings.now or datetime.now(UTC)
