@@ -59,7 +59,13 @@ def fit_window_models(history: History, policy: Policy, seed: int) -> WindowMode
     assert training.min_window is not None and training.max_window is not None, "defaulted by the policy model"
     today = _days(training.window)
     groups = _by_window(history, today)
-    models = [_fit(replace(history, trainings=tuple(groups.pop(_key(today), []))), policy, seed, today)]
+    todays = groups.pop(_key(today), [])
+    if not todays and groups:
+        tried = ", ".join(format_days(key / MINUTES_PER_DAY) for key in sorted(groups))
+        raise StalledError(f"no training run logged today's window ({format_days(today)}, spec.training.window); "
+                           f"runs tried {tried}: set spec.training.window to one of them, or log "
+                           "training_window_days on the runs that use it")
+    models = [_fit(replace(history, trainings=tuple(todays)), policy, seed, today)]
     considered, left_out = [f"{format_days(today)} today ({models[0].trainings} runs)"], []
     low, high = _key(_days(training.min_window)), _key(_days(training.max_window))
     for key, runs in sorted(groups.items()):

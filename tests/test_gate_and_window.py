@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from controller.costmodel import fit_cost_model
+from controller.errors import StalledError
 from controller.gitops import mr
 from controller.optimize.decide import decide, horizon_for, horizon_start
 from controller.optimize.simulate import simulate
@@ -92,6 +93,13 @@ def test_each_tried_window_gets_its_own_model_and_untried_ones_are_left_out() ->
     assert [round(m.energy_per_retrain_kwh) for m in windows.models] == [4, 1]
     assert windows.note is not None
     assert "14d (2 runs, too few to fit)" in windows.note and "60d (outside minWindow-maxWindow)" in windows.note
+
+
+def test_a_window_no_run_used_is_stalled_with_the_windows_that_were_tried() -> None:
+    policy = make_policy(slo__target=0.9, schedule__maxInterval="10d",
+                         training={"window": "21d", "minWindow": "7d", "maxWindow": "30d"})
+    with pytest.raises(StalledError, match=r"no training run logged today's window \(21d.*runs tried 7d, 14d, 30d"):
+        fit_window_models(windowed_history(), policy, 7)
 
 
 def test_the_cheaper_window_is_chosen_when_it_keeps_the_slo() -> None:
