@@ -56,6 +56,18 @@ def require_offline_fixture(name: str) -> Path:
     return path
 
 
+def kustomize(directory: Path) -> str:
+    """What real `kubectl kustomize` renders from ``directory``."""
+    kubectl = require_binary("kubectl")
+    return subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=True).stdout
+
+
+def kubernetes_validate(manifests: Path) -> subprocess.CompletedProcess[str]:
+    """`kubernetes-validate --strict` on a file of manifests (Kubernetes' own schemas, unknown fields refused)."""
+    validator = require_binary("kubernetes-validate")
+    return subprocess.run([validator, "--strict", str(manifests)], capture_output=True, text=True)
+
+
 def git(*args: str, cwd: Path | None = None) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 

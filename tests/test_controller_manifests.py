@@ -12,14 +12,13 @@ import yaml
 from controller.decision import Decision, Evidence, Forecast
 from controller.runtime.metrics import Metrics
 
-from .conftest import PROJECT, require_binary
+from .conftest import PROJECT, kubernetes_validate, kustomize, require_binary
 
 CONTROLLER = PROJECT / "manifests" / "controller"
 
 
 def built(tmp_path: Path) -> list[dict[str, object]]:
-    kubectl = require_binary("kubectl")
-    text = subprocess.run([kubectl, "kustomize", str(CONTROLLER)], capture_output=True, text=True, check=True).stdout
+    text = kustomize(CONTROLLER)
     (tmp_path / "built.yaml").write_text(text)
     return list(yaml.safe_load_all(text))
 
@@ -28,8 +27,7 @@ def test_controller_manifests_render_and_validate(tmp_path: Path) -> None:
     documents = built(tmp_path)
     assert sorted(str(d["kind"]) for d in documents) == ["ConfigMap", "ConfigMap", "Deployment", "Namespace",
                                                           "Service", "ServiceAccount"]
-    validator = require_binary("kubernetes-validate")
-    checked = subprocess.run([validator, "--strict", str(tmp_path / "built.yaml")], capture_output=True, text=True)
+    checked = kubernetes_validate(tmp_path / "built.yaml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
@@ -55,22 +53,18 @@ def test_telemetry_credentials_come_from_an_optional_secret(tmp_path: Path) -> N
     assert secret == {"name": "greenops-telemetry", "optional": True}
     examples = list(yaml.safe_load_all((CONTROLLER / "secret.example.yaml").read_text()))
     assert {example["metadata"]["name"] for example in examples} == {"greenops-forge", "greenops-telemetry"}
-    validator = require_binary("kubernetes-validate")
-    checked = subprocess.run([validator, "--strict", str(CONTROLLER / "secret.example.yaml")],
-                             capture_output=True, text=True)
+    checked = kubernetes_validate(CONTROLLER / "secret.example.yaml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_the_optional_servicemonitor_selects_the_metrics_service(tmp_path: Path) -> None:
     """Added as its comment says, the ServiceMonitor matches the rendered Service's labels and port name."""
-    kubectl = require_binary("kubectl")
     copy = tmp_path / "controller"
     shutil.copytree(CONTROLLER, copy)
     kustomization = yaml.safe_load((copy / "kustomization.yaml").read_text())
     kustomization["resources"].append("servicemonitor.yaml")
     (copy / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    rendered = subprocess.run([kubectl, "kustomize", str(copy)], capture_output=True, text=True, check=True).stdout
-    documents = list(yaml.safe_load_all(rendered))
+    documents = list(yaml.safe_load_all(kustomize(copy)))
     (service,) = [d for d in documents if d["kind"] == "Service"]
     (monitor,) = [d for d in documents if d["kind"] == "ServiceMonitor"]
     selector = monitor["spec"]["selector"]["matchLabels"]

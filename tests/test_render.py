@@ -1,6 +1,5 @@
 """Rendered manifests: deterministic, labelled, and valid for real `kubectl kustomize` and Kubernetes schemas."""
 
-import subprocess
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
@@ -10,7 +9,7 @@ from controller.decision import Forecast
 from controller.policy.validate import validate_paths
 from controller.render import GENERATED_DIR, render_changes, render_cronjob
 
-from .conftest import PROJECT, require_binary
+from .conftest import PROJECT, kubernetes_validate, kustomize
 
 
 def _policies() -> dict[str, object]:
@@ -63,21 +62,16 @@ def test_kustomizations_list_every_generated_file(tmp_path: Path) -> None:
 
 
 def test_kubectl_kustomize_output_is_valid_kubernetes(tmp_path: Path) -> None:
-    kubectl = require_binary("kubectl")
-    validator = require_binary("kubernetes-validate")
     _write_all(tmp_path)
-    built = subprocess.run([kubectl, "kustomize", str(tmp_path / GENERATED_DIR)], capture_output=True,
-                           text=True, check=True).stdout
+    built = kustomize(tmp_path / GENERATED_DIR)
     documents = list(yaml.safe_load_all(built))
     assert sorted(d["metadata"]["name"] for d in documents) == [
         "churn-predictor", "demand-forecaster", "fraud-detector"]
     (tmp_path / "built.yaml").write_text(built)
-    checked = subprocess.run([validator, "--strict", str(tmp_path / "built.yaml")], capture_output=True,
-                             text=True)
+    checked = kubernetes_validate(tmp_path / "built.yaml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     (tmp_path / "tampered.yaml").write_text(built.replace("concurrencyPolicy:", "concurrencyPolicyy:", 1))
-    rejected = subprocess.run([validator, "--strict", str(tmp_path / "tampered.yaml")], capture_output=True)
-    assert rejected.returncode != 0  # the validator really checks the schema
+    assert kubernetes_validate(tmp_path / "tampered.yaml").returncode != 0  # the validator really checks
 
 
 def test_each_cronjob_names_its_decision_and_only_settings_change_it() -> None:

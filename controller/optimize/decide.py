@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from controller import schedule
 from controller.costmodel import CostModel
 from controller.decision import ESTIMATE_NOTE, Decision, Evidence, Forecast, percent_change
+from controller.drifteffect import DRIFT_CV_GAIN
 from controller.optimize.errorbudget import error_budget, with_budget
 from controller.optimize.simulate import simulate
 from controller.optimize.study import COMPLIANCE_RESOLUTION, tune
@@ -72,7 +73,7 @@ def _drift_note(model: CostModel) -> str | None:
     effect = model.drift
     if effect is None:
         return ("drift scores are logged but not used: not on every evaluation, or they did not lower the "
-                "cross-validated error by 1%" if model.drift_logged else None)
+                f"cross-validated error by {DRIFT_CV_GAIN:.0%}" if model.drift_logged else None)
     return (f"drift signal used: {effect.slope * 0.1:+.4f} quality per +0.1 drift; the latest drift "
             f"{effect.now:.3g} against {effect.centre:.3g} on average moves the curve by {effect.shift:+.4f} "
             f"(cross-validated MAE {effect.cv_mae:.4f}, {effect.cv_mae_age_only:.4f} by age alone)")
