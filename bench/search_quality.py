@@ -17,8 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller.costmodel import fit_cost_model
 from controller.decision import percent_change
+from controller.forecast.costmodel import fit_cost_model
 from controller.optimize.decide import horizon_for, horizon_start
 from controller.optimize.study import carbon_ceiling, exhaustive, objective_value, tune
 from tests.test_decide import make_history, make_policy

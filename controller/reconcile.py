@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from controller.decision import ESTIMATE_NOTE, Decision
 from controller.errors import SignalStalledError, StalledError, TransientError
+from controller.forecast.windows import fit_window_models
 from controller.gitops import mr
 from controller.gitops.forge import Forge, ForgeSettings, branch_for, open_forge
 from controller.gitops.workspace import Workspace
@@ -25,7 +26,6 @@ from controller.policy.validate import ValidationResult, validate_paths
 from controller.redact import safe_url
 from controller.render import GENERATED_DIR, render_changes
 from controller.telemetry.assemble import Sources, load_history, open_sources
-from controller.trainingwindows import fit_window_models
 
 log = logging.getLogger("greenops.reconcile")
 

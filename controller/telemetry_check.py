@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from controller.costmodel import MIN_EVALUATIONS, MIN_TRAININGS
 from controller.decision import ESTIMATE_NOTE
 from controller.errors import StalledError, TransientError
+from controller.forecast.costmodel import MIN_EVALUATIONS, MIN_TRAININGS
+from controller.forecast.windows import fit_window_models
 from controller.policy.durations import format_duration
 from controller.policy.model import Policy
 from controller.telemetry.assemble import (
@@ -29,7 +30,6 @@ from controller.telemetry.assemble import (
     stale_reason,
 )
 from controller.telemetry.history import CarbonSamples, Evaluation, TrainingRun
-from controller.trainingwindows import fit_window_models
 
 T = TypeVar("T")
 log = logging.getLogger("greenops.telemetry_check")

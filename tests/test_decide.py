@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from controller.costmodel import fit_cost_model
 from controller.errors import StalledError
+from controller.forecast.costmodel import fit_cost_model
 from controller.optimize.decide import decide
 from controller.policy.model import Policy, policy_from_data
 from controller.telemetry.history import Evaluation, History, TrainingRun
@@ -181,7 +181,7 @@ def test_a_current_schedule_outside_the_bounds_is_fixed() -> None:
 
 
 def test_the_thin_history_prior_counts_older_failures_against_younger_ages() -> None:
-    from controller.costmodel import _prior_meet
+    from controller.forecast.costmodel import _prior_meet
 
     ages = np.arange(1.0, 11.0)
     meets = _prior_meet(ages, np.where(ages <= 5, 0.95, 0.5), np.array([0.5, 3.0, 6.0, 10.0, 12.0]), 0.9)[0]

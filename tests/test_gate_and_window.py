@@ -6,8 +6,9 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from controller.costmodel import fit_cost_model
 from controller.errors import StalledError
+from controller.forecast.costmodel import fit_cost_model
+from controller.forecast.windows import fit_window_models
 from controller.gitops import mr
 from controller.optimize.decide import decide, horizon_for, horizon_start
 from controller.optimize.simulate import simulate
@@ -15,7 +16,6 @@ from controller.optimize.study import exhaustive, search_space, tune
 from controller.policy.model import Policy
 from controller.schedule import zone
 from controller.telemetry.history import History
-from controller.trainingwindows import fit_window_models
 
 from .test_decide import make_history, make_policy
 from .test_tuning import hourly, night_is_green

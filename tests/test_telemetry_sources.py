@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import yaml
 
-from controller.costmodel import fit_cost_model
 from controller.decision import ESTIMATE_NOTE
 from controller.errors import StalledError, TransientError
+from controller.forecast.costmodel import fit_cost_model
 from controller.gitops import mr
 from controller.optimize.decide import decide
 from controller.policy.model import Policy, policy_from_data

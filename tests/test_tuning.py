@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import optuna
 import pytest
 
-from controller.carbonprofile import constant_profile, fit_carbon_profile, hour_of_week
-from controller.costmodel import fit_cost_model
+from controller.forecast.carbon import constant_profile, fit_carbon_profile, hour_of_week
+from controller.forecast.costmodel import fit_cost_model
 from controller.optimize.decide import decide, horizon_for, horizon_start
 from controller.optimize.study import exhaustive, tune
 from controller.telemetry.history import History

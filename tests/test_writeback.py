@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from controller.cli import main
-from controller.costmodel import fit_cost_model
 from controller.decision import Decision
 from controller.errors import TransientError
+from controller.forecast.costmodel import fit_cost_model
 from controller.gitops import mr
 from controller.gitops.forge import ForgeSettings, open_forge
 from controller.gitops.localforge import LocalForge

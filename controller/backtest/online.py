@@ -14,14 +14,14 @@ from datetime import UTC, timedelta
 from controller import schedule
 from controller.backtest.data import day_time
 from controller.backtest.timeline import Outcome, Retrain, Setup, row_correctness, score, serving_days
-from controller.costmodel import CostModel
 from controller.decision import Decision, percent_change
 from controller.errors import StalledError
+from controller.forecast.costmodel import CostModel
+from controller.forecast.windows import fit_window_models
 from controller.optimize.decide import decide, horizon_for, horizon_start
 from controller.optimize.study import COMPLIANCE_RESOLUTION, carbon_ceiling, exhaustive, objective_value
 from controller.policy.model import Policy
 from controller.telemetry.history import CarbonSamples, Evaluation, History, TrainingRun
-from controller.trainingwindows import fit_window_models
 
 CARBON_LOOKBACK_HOURS = 28 * 24
 Progress = Callable[[Iterable[int], str], Iterator[int]]

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from controller import schedule
-from controller.costmodel import CostModel
 from controller.decision import ESTIMATE_NOTE, Decision, Evidence, Forecast, percent_change
-from controller.drifteffect import DRIFT_CV_GAIN
+from controller.forecast.costmodel import CostModel
+from controller.forecast.drift import DRIFT_CV_GAIN
 from controller.optimize.errorbudget import error_budget, with_budget
 from controller.optimize.simulate import simulate
 from controller.optimize.study import COMPLIANCE_RESOLUTION, tune

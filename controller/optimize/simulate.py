@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from controller import schedule
-from controller.costmodel import CostModel
 from controller.decision import Forecast
+from controller.forecast.costmodel import CostModel
 from controller.policy.durations import format_duration
 from controller.policy.model import Policy
 

@@ -18,9 +18,9 @@ import numpy as np
 import optuna
 
 from controller import schedule
-from controller.costmodel import CostModel
 from controller.decision import Forecast
 from controller.errors import StalledError, TransientError
+from controller.forecast.costmodel import CostModel
 from controller.optimize.candidates import Cadence, cadences_within_bounds, expression, start_time_choices
 from controller.optimize.simulate import simulate
 from controller.policy.durations import format_days, format_duration

@@ -21,9 +21,9 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import mean_absolute_error
 from sklearn.model_selection import KFold, cross_val_predict
 
-from controller.carbonprofile import CarbonProfile, fit_carbon_profile
-from controller.drifteffect import DriftEffect, fit_drift_effect
 from controller.errors import StalledError
+from controller.forecast.carbon import CarbonProfile, fit_carbon_profile
+from controller.forecast.drift import DriftEffect, fit_drift_effect
 from controller.telemetry.history import History
 
 MIN_EVALUATIONS = 20

@@ -10,8 +10,8 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from controller.costmodel import CostModel, fit_cost_model
 from controller.errors import StalledError
+from controller.forecast.costmodel import CostModel, fit_cost_model
 from controller.policy.durations import format_days
 from controller.policy.model import Policy
 from controller.telemetry.history import History, TrainingRun
