@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controller.decision import percent_change
 from controller.forecast.costmodel import fit_cost_model
+from controller.optimize.choose import objective_value
 from controller.optimize.decide import horizon_for, horizon_start
-from controller.optimize.study import carbon_ceiling, exhaustive, objective_value, tune
+from controller.optimize.study import carbon_ceiling, exhaustive, tune
 from tests.test_decide import make_history, make_policy
 from tests.test_tuning import hourly, night_is_green
 

@@ -1,6 +1,7 @@
 """The `greenops` command line. Each command is one function returning an exit code.
 
-Exit codes: 0 ok, 1 user error (invalid policy, stalled or failed policy), 2 usage, 3 internal error.
+Exit codes: 0 ok, 1 user error (invalid policy, stalled or failed policy), 2 usage, 3 internal error;
+`greenops gate` exits 4 for "skip this fire".
 Heavy libraries (MLflow, Optuna, scikit-learn) are imported inside the commands that need them,
 so `greenops validate` stays fast enough for a pre-commit hook.
 """
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from controller import __version__
 from controller.backtest.arguments import add_backtest_parser
 from controller.errors import BrokenInstallError
+from controller.gate.command import add_gate_parser
 from controller.redact import register_environment_secrets, scrub
 from controller.state import DEFAULT_STATE_DIR
 
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from controller.policy.model import Policy
     from controller.reconcile import Outcome, Settings
 
-EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3  # greenops gate adds 4: skip
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -534,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     backtest = add_backtest_parser(commands, _bounded_int)
     backtest.set_defaults(func=cmd_backtest)
+    add_gate_parser(commands, _add_telemetry_options, _add_state_dir_option)
 
     demo = commands.add_parser(
         "demo", help="build a demo GitOps repo and MLflow history, then reconcile it",

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from controller.rule import PLAIN_CRON, RuleParams
+
 ESTIMATE_NOTE = "estimated from CPU/memory usage, not measured"  # on every energy figure of the estimate preset
 
 
@@ -24,11 +26,16 @@ class Forecast:
     deploys_per_month: float = 0.0
     training_window_days: float | None = None
     quality_by_week: tuple[float, ...] = ()  # predicted mean quality per week of the horizon (NaN: unknown age)
+    rule: RuleParams = PLAIN_CRON  # the run-time rule at each fire; the default retrains at every fire
+    checks_per_month: float = 0.0  # fires of the schedule: each one a check when the rule is gated
+    retrains_per_month_range: tuple[float, float] = (0.0, 0.0)  # 10th-90th percentile over simulated paths
+    loss_per_period: float = 0.0  # expected windows of lost quality (sum of 1 - quality) per budget period
 
     @property
-    def settings(self) -> tuple[str, float, float | None]:
-        """What the job runs with: the schedule, the promotion gate and the training window."""
-        return self.schedule, self.promotion_min_gain, self.training_window_days
+    def settings(self) -> tuple[str, float, float | None, float | None, float]:
+        """What the job runs with: the schedule, the promotion gate, the training window and the rule."""
+        return (self.schedule, self.promotion_min_gain, self.training_window_days, self.rule.threshold,
+                self.rule.budget_gain if self.rule.gated else 0.0)
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class Evidence:
     trainings: int
     evaluations: int
     max_age_days: float
-    cv_mae: float
+    cv_mae: float  # the forecaster's rolling-origin mean absolute error of one-step quality forecasts
     energy_per_retrain_kwh: float
     trials: int
     seed: int
@@ -59,6 +66,12 @@ class Evidence:
     deploy_energy_samples: int = 0  # 0: the policy's declared figure, or none
     window_note: str | None = None  # the training windows compared, when the policy lets the window vary
     drift_note: str | None = None  # how a logged drift signal was used, if one was logged
+    naive_mae: float = float("nan")  # rolling-origin MAE of "next window = last window", beside cv_mae
+    forecast_origins: int = 0  # one-step forecasts behind cv_mae
+    separated: bool = False  # shadow evaluations told hard periods apart from stale models
+    compared_windows: int = 0  # windows scored on two versions or more
+    gate_summary: str | None = None  # what the deployed gate decided over the lookback
+    gate_note: str | None = None  # why the gate is not proposed, when the policy enables it but it cannot run
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,7 @@ class Decision:
     reason: str
     budget_note: str | None
     evidence: Evidence
+    alternatives: tuple[Forecast, ...] = ()  # the runners-up considered, best first
 
     @property
     def energy_change_percent(self) -> float:

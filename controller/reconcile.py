@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from controller.decision import ESTIMATE_NOTE, Decision
 from controller.errors import SignalStalledError, StalledError, TransientError
 from controller.forecast.windows import fit_window_models
+from controller.gate.config import merged_rule
 from controller.gitops import mr
 from controller.gitops.forge import Forge, ForgeSettings, branch_for, open_forge
 from controller.gitops.workspace import Workspace
@@ -62,11 +63,11 @@ class Outcome:
     body: str | None = None
 
 
-def _decide(policy: Policy, settings: Settings, sources: Sources, now: datetime) -> Decision:
+def _decide(policy: Policy, settings: Settings, sources: Sources, now: datetime, root: Path) -> Decision:
     history = load_history(policy, sources, now)
     windows = fit_window_models(history, policy, settings.seed)
     return decide(policy, history, windows.models, settings.seed, settings.trials, settings.study_storage,
-                  windows.note)
+                  windows.note, merged_rule(root, policy, GENERATED_DIR))
 
 
 def _no_change(policy: Policy, decision: Decision) -> Outcome:
@@ -95,7 +96,8 @@ def change_sets(proposals: list[tuple[Policy, Decision]], workspace: Workspace) 
         policies, decisions = [p for p, _ in members], [d for _, d in members]
         files: dict[PurePosixPath, str] = {}
         for policy, decision in members:
-            files.update(render_changes(policy, decision.proposed, on_target | set(files)))
+            written = {path for path, text in files.items() if text}
+            files.update(render_changes(policy, decision.proposed, (on_target | written) - (set(files) - written)))
         if len(members) == 1 and not policies[0].proposal_group:
             title, body = mr.title(policies[0], decisions[0]), mr.body(policies[0], decisions[0])
         else:
@@ -201,7 +203,7 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
             continue
         log.info("reconciling", extra={"policy": policy.name})
         try:
-            decision = _decide(policy, settings, sources, now)
+            decision = _decide(policy, settings, sources, now, workspace.root)
         except StalledError as err:
             hint = (f" (`greenops telemetry check {policy.name}` shows what each query finds)"
                     if isinstance(err, SignalStalledError) else "")

@@ -17,12 +17,14 @@ from controller.decision import ESTIMATE_NOTE
 from controller.errors import StalledError, TransientError
 from controller.forecast.costmodel import MIN_EVALUATIONS, MIN_TRAININGS
 from controller.forecast.windows import fit_window_models
+from controller.gate.records import summarise
 from controller.policy.durations import format_duration
 from controller.policy.model import Policy
 from controller.telemetry.assemble import (
     Reading,
     Sources,
     energy_is_estimated,
+    gate_records,
     history_from,
     read_carbon,
     read_evaluations,
@@ -64,6 +66,7 @@ class PolicyCheck:
     enough: bool
     verdict: str
     error: bool = False  # a bug in greenops, not a telemetry problem
+    gate: str | None = None  # what `greenops gate` recorded over the lookback
 
 
 def _gaps(stamps: Sequence[float], step: timedelta | None) -> tuple[int | None, timedelta | None]:
@@ -185,7 +188,8 @@ def check_policy(policy: Policy, sources: Sources, now: datetime, seed: int = 42
         enough, verdict = _verdict(policy, trainings, evaluations, carbon, now, seed)
     else:
         enough, verdict = False, f"not enough to decide ({'; '.join(failing)})"
-    return PolicyCheck(policy.name, f"{policy.source_file}:{policy.source_line}", signals, enough, verdict)
+    return PolicyCheck(policy.name, f"{policy.source_file}:{policy.source_line}", signals, enough, verdict,
+                       gate=summarise(gate_records(policy, sources, start)))
 
 
 def check_policies(policies: Sequence[Policy], sources: Sources, now: datetime) -> list[PolicyCheck]:
@@ -234,6 +238,8 @@ def render_text(checks: Sequence[PolicyCheck]) -> str:
                 continue
             lines.append(where)
             lines.append(f"  {'':<17}{_figures(signal)}: {signal.status}: {signal.message}")
+        if check.gate:
+            lines.append(f"  {'gate':<17}{check.gate}")
         lines.append(f"  => {check.verdict}")
         lines.append("")
     return "\n".join(lines).rstrip("\n")
@@ -252,4 +258,4 @@ def render_json(checks: Sequence[PolicyCheck]) -> str:
     def signal(check: SignalCheck) -> dict[str, Any]:
         return {k: _jsonable(v) for k, v in asdict(check).items()}
     return json.dumps([{"policy": c.policy, "location": c.location, "enough": c.enough, "verdict": c.verdict,
-                        "signals": [signal(s) for s in c.signals]} for c in checks], indent=2)
+                        "gate": c.gate, "signals": [signal(s) for s in c.signals]} for c in checks], indent=2)

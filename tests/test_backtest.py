@@ -140,7 +140,9 @@ def test_reduced_backtest_end_to_end(tmp_path: Path) -> None:
     assert daily["retrains"] == 90 - 42 - 1 and daily["compliance"] >= 0.9  # --slo auto: daily meets it
     greenops = results["strategies"][0]
     assert greenops["decisions"] and greenops["search_checks"]
-    assert {t["target"] for t in results["targets"]} >= {"energy <= 50% of daily", "SLO compliance >= target"}
+    assert sum(greenops["gate"].values()) >= len(greenops["retrain_days"])  # every retrain went through the gate
+    targets = {t["target"] for t in results["targets"]}
+    assert targets >= {"energy <= 2x the hindsight oracle", "SLO compliance >= target"}
     assert not list(out.glob(".*tmp*"))  # nothing half-written left behind
 
 

@@ -110,7 +110,7 @@ def test_thin_history_falls_back_to_a_conservative_prior() -> None:
     history = make_history(0.002, days=3, shadow_days=1)
     model = fit_cost_model(history, 0.9, timedelta(days=1), 0, 250.0)
     assert model.prior is not None and "thin history" in model.prior and model.max_age_days < 1
-    assert model.meet_probability.shape[0] == 1  # no bootstrap spread pretending to know more
+    assert model.quality is None and model.prior_meet is not None  # no forecaster pretending to know more
     decision = run(make_policy(), history)
     assert "conservative prior" in decision.reason and decision.evidence.prior == model.prior
     assert not decision.propose and "too thin to justify retraining more often" in decision.reason
@@ -148,13 +148,15 @@ def test_daily_schedule_across_dst_respects_a_one_day_minimum() -> None:
     assert forecast.bound_violations == ()
 
 
-def test_overspent_error_budget_raises_the_bar() -> None:
-    """Production missed the target in 4 of the last 30 windows (86.7%): the next schedule must reach 93.3%."""
+def test_overspent_error_budget_raises_the_bar_of_a_plain_cron() -> None:
+    """Production missed the target in 4 of the last 30 windows (86.7%): without a gate to react at run time,
+    the next schedule must reach 93.3%."""
     from dataclasses import replace
 
     from controller.optimize.errorbudget import error_budget, serving_qualities
 
-    policy, history = make_policy(slo__target=0.9, slo__compliance=0.9), make_history(0.002)
+    policy = make_policy(slo__target=0.9, slo__compliance=0.9, gate__enabled=False)
+    history = make_history(0.002)
     serving = serving_qualities(history, policy.slo_window)
     assert len(serving) == 60 and min(serving) > 0.93  # the fresh model serves each window, and it is good
     failing_days = {e.at for e in history.evaluations[-30 * 14:]}
@@ -168,6 +170,7 @@ def test_overspent_error_budget_raises_the_bar() -> None:
     assert ("observed compliance 86.7% over the last 30 windows is below the SLO's 90%: the error budget is "
             "spent, so the next schedule must reach 93.3%") in decision.reason
     assert decision.evidence.observed_compliance == pytest.approx(26 / 30)
+    assert decision.evidence.required_compliance == pytest.approx(0.9 + (0.9 - 26 / 30))
     relaxed = run(policy, history)
     assert relaxed.proposed.energy_kwh_per_period <= decision.proposed.energy_kwh_per_period
 
@@ -187,3 +190,50 @@ def test_the_thin_history_prior_counts_older_failures_against_younger_ages() -> 
     meets = _prior_meet(ages, np.where(ages <= 5, 0.95, 0.5), np.array([0.5, 3.0, 6.0, 10.0, 12.0]), 0.9)[0]
     assert meets[0] == pytest.approx(0.5) and meets[1] == pytest.approx(3 / 8)
     assert meets[2] == meets[3] == meets[4] == 0.0
+
+
+def test_priority_budget_is_enforced_even_when_the_slo_cannot_be_kept() -> None:
+    """Daily retrains cost 30 kWh against a budget of 6: with priority budget the cheaper schedule is proposed."""
+    policy = make_policy(slo__target=0.935, budget__energyKWh=6, priority="budget", gate__enabled=False,
+                         schedule__minInterval="1d")
+    decision = run(policy, make_history(0.012))
+    assert decision.propose and "priority budget: the budget wins" in decision.reason
+    assert decision.proposed.energy_kwh_per_period <= 6 < decision.current.energy_kwh_per_period
+
+
+def test_no_retrains_are_added_to_a_healthy_model() -> None:
+    """Production met the SLO in every recent window and today's forecast agrees: no proposal adds energy,
+    even when the pessimistic bound alone would ask for it."""
+    from controller.decision import Forecast
+    from controller.optimize.hysteresis import Observed, why
+
+    policy = make_policy(slo__compliance=0.95)
+    current = Forecast("0 2 * * *", 30, 30, 5, 0.97, 0.94, 0.92, 0.9, 24, 24, ())
+    denser = Forecast("0 2-23/12 * * *", 60, 60, 10, 0.99, 0.98, 0.93, 0.91, 12, 12, ())
+    propose, reason = why(policy, current, denser, Observed(1.0, 30))
+    assert not propose and "does not add retrains to a healthy model" in reason
+    at_risk = Forecast("0 2 * * *", 30, 30, 5, 0.93, 0.90, 0.92, 0.9, 24, 24, ())
+    assert why(policy, at_risk, denser, Observed(1.0, 30))[0]  # the forecast itself says the SLO is at risk
+
+
+def test_the_cost_objective_minimises_c_alpha_and_says_so() -> None:
+    """alpha 5: a retrain is worth five windows of lost quality, so greenops retrains rarely though the SLO
+    would ask for more; alpha 0.001 keeps retraining."""
+    history = make_history(0.004)
+    dear = run(make_policy(objective={"kind": "cost", "alpha": 5}, schedule__minInterval="1d"), history)
+    cheap = run(make_policy(objective={"kind": "cost", "alpha": 0.001}, schedule__minInterval="1d"), history)
+    assert dear.propose and "C_alpha (alpha 5)" in dear.reason
+    assert dear.proposed.retrains_per_month < 8 < cheap.proposed.retrains_per_month
+
+
+def test_the_merge_request_shows_the_rule_and_the_alternatives() -> None:
+    from controller.gitops import mr
+
+    policy = make_policy(schedule__minInterval="1d", schedule__maxInterval="10d")
+    decision = run(policy, make_history(0.002))
+    body = mr.body(policy, decision)
+    assert decision.proposed.rule.gated and len(decision.alternatives) == 3
+    assert "| At each fire | retrain at every fire (plain cron) | retrain when a fresh model buys" in body
+    assert "**Alternatives considered**" in body and body.count("| check ") + body.count("| retrain ") >= 3
+    assert "rolling origin" in body and "hard periods are not taken for stale models" in body
+    assert mr.title(policy, decision).startswith("greenops(fraud-detector): check daily at 02:00, retrain when")

@@ -28,12 +28,16 @@ def test_demo_proposes_new_schedules_and_is_idempotent(tmp_path: Path) -> None:
         name = branch.split("/", 1)[1]
         policy = yaml.safe_load((PROJECT / "policies" / f"{name}.yaml").read_text())
         files = git("ls-tree", "-r", "--name-only", branch, "manifests/generated", cwd=remote).split()
-        cronjob = yaml.safe_load(git("show", f"{branch}:{next(f for f in files if name in f)}", cwd=remote))
+        cronjob = yaml.safe_load(git("show", f"{branch}:{next(f for f in files if f.endswith(name + '.cronjob.yaml'))}",
+                                     cwd=remote))
         if cronjob["spec"]["schedule"] != policy["spec"]["schedule"]["current"]:
             changed.append(name)
         assert (state / "demo" / "state" / "merge-requests" / f"{name}.md").is_file()
     assert changed
-    assert "--- merge request (greenops/" in first.stdout and "| Retrains per month |" in first.stdout
+    assert "--- merge request (greenops/" in first.stdout
+    assert "| Retrains per month (10th-90th percentile) |" in first.stdout
+    titles = [line for line in first.stdout.splitlines() if line.startswith("Title: ")]
+    assert titles and not any("(+" in title for title in titles)  # no demo proposal adds energy
 
     refs = git("show-ref", cwd=remote)
     second = run_demo(state)

@@ -102,7 +102,7 @@ def test_the_local_forge_keeps_the_merge_request_where_mr_show_finds_it(
     assert churn.proposal and churn.proposal.status == "created" and recorded_push_options(remote)[0] == []
     assert main(["mr", "show", "churn-predictor", "--state-dir", str(tmp_path / "state")]) == 0
     record = capsys.readouterr().out
-    assert record.startswith(f"# {churn.title}") and "| Retrains per month | 30.0 |" in record
+    assert record.startswith(f"# {churn.title}") and "| Retrains per month (10th-90th percentile) | 30.0 |" in record
     assert "_State: open · !1 · greenops/churn-predictor → main" in record and "```diff" in record
     assert main(["mr", "show", "nope", "--state-dir", str(tmp_path / "state")]) == 1
 
@@ -124,7 +124,7 @@ def test_plan_shows_the_diff_and_pushes_nothing(tmp_path: Path, mlflow_uri: str,
     out = capsys.readouterr().out
     assert code == 1  # the repository's broken policy file is reported even when planning one policy
     assert "policies/broken.yaml: stalled" in out
-    assert "Title: greenops(churn-predictor): retrain" in out and "--- diff ---" in out
+    assert "Title: greenops(churn-predictor): " in out and "--- diff ---" in out
     assert "+  schedule:" in out and "would push greenops/churn-predictor" in out
     assert "greenops/" not in git("branch", "--all", cwd=remote) and recorded_push_options(remote) == []
     assert not (tmp_path / "state" / "merge-requests").exists()

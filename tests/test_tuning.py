@@ -44,7 +44,7 @@ def green_history(decay: float = 0.002) -> History:
 
 
 def test_start_hour_follows_low_carbon_hours_within_allowed_hours() -> None:
-    policy = make_policy(schedule__current="0 12 * * *", schedule__allowedHours=["2-3", "12-18"])
+    policy = make_policy(schedule__current="0 12 * * *", schedule__allowedHours=["2-3", "12-18"], gate__enabled=False)
     history = green_history()
     model = fit_cost_model(history, policy.slo_target, policy.slo_window, 7, 250.0)
     decision = decide(policy, history, [model], seed=7, trials=200)
@@ -93,7 +93,7 @@ def test_unopenable_storage_is_a_clear_transient_error() -> None:
 
 
 def test_optuna_matches_exhaustive_search_with_a_tenth_of_the_evaluations() -> None:
-    policy = make_policy(schedule__maxInterval="30d")
+    policy = make_policy(schedule__maxInterval="30d", gate__enabled=False)
     history = green_history(decay=0.004)
     model = fit_cost_model(history, policy.slo_target, policy.slo_window, 7, 250.0)
     start, horizon = horizon_start(history, ZoneInfo("Etc/UTC")), horizon_for(policy)
@@ -105,8 +105,9 @@ def test_optuna_matches_exhaustive_search_with_a_tenth_of_the_evaluations() -> N
 
 
 def test_a_space_smaller_than_the_trials_is_searched_exhaustively() -> None:
-    policy, history = make_policy(), make_history(0.004)  # constant carbon: today's hour only, 36 cadences
+    # constant carbon: today's hour only, 36 cadences, a plain cron
+    policy, history = make_policy(gate__enabled=False), make_history(0.004)
     model = fit_cost_model(history, policy.slo_target, policy.slo_window, 7, 250.0)
     start, horizon = horizon_start(history, ZoneInfo("Etc/UTC")), horizon_for(policy)
-    searched, full = tune(policy, [model], start, horizon, 7, 80), exhaustive(policy, [model], start, horizon)
+    searched, full = tune(policy, [model], start, horizon, 7, 80), exhaustive(policy, [model], start, horizon, seed=7)
     assert searched.trials == searched.space == full.space < 80 and searched.best == full.best

@@ -144,7 +144,9 @@ def test_grouped_policies_share_one_branch_and_merge_request(tmp_path: Path) -> 
     remote, workspace, forge = setup(tmp_path)
     members = [proposal(name="fraud-detector", group="payments"), proposal(0.004, name="card-risk", group="payments")]
     (change,) = change_sets(members, workspace)
-    assert change.branch == "greenops/group-payments" and len(change.files) == 4  # 2 CronJobs, 2 kustomizations
+    gated = sum(d.proposed.rule.gated for d in change.decisions)
+    assert change.branch == "greenops/group-payments"
+    assert len(change.files) == 4 + gated  # 2 CronJobs, 2 kustomizations, a gate ConfigMap per gated policy
     result = write(workspace, forge, change, tmp_path)
     assert result.status == "created" and "new schedules for 2 models" in change.title
     assert set(declined_proposals(change.body)) == {"fraud-detector", "card-risk"}

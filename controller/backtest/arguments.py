@@ -90,13 +90,18 @@ def add_backtest_parser(commands: Any, bounded_int: Any) -> argparse.ArgumentPar
                      "a retrain, e.g. 0-6 20-23 (default: any hour)")
     slo.add_argument("--energy-budget", type=_positive, metavar="KWH", help="energy budget per 30 days "
                      "(default: unlimited)")
+    slo.add_argument("--objective", choices=("slo", "cost"), help="slo: least energy that keeps the SLO (default); "
+                     "cost: least C_alpha, as spec.objective of a policy")
+    slo.add_argument("--alpha", type=_positive, help="with --objective cost: one retrain's worth in windows of lost "
+                     "quality")
     run = parser.add_argument_group("the replay")
     run.add_argument("--learner", choices=("tree", "forest", "hgb", "logistic"), default="tree",
                      help="scikit-learn model retrained by every strategy (default tree: a depth-8 decision tree, "
                      "fast enough to retrain every day of a 50-year stream; forest: 20 trees, about 10x slower)")
     run.add_argument("--train-window", help="days of rows each retrain learns from (default: the larger of 28d "
                      "and 1,000 rows)")
-    run.add_argument("--reconcile-every", help="greenops reconcile period (default: the larger of 7d and a window)")
+    run.add_argument("--reconcile-every", help="greenops reconcile period: how often the rule is retuned; the gate "
+                     "decides at every fire in between (default: the larger of 7d and three windows)")
     run.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=42, help="random seed (default 42)")
     run.add_argument("--trials", type=bounded_int(0, 10_000), default=0,
                      help="Optuna trials per reconcile (default 0: a tenth of the search space)")

@@ -20,9 +20,9 @@ from controller.backtest.data import InputError, Stream, load_carbon, load_strea
 from controller.backtest.learners import ModelBank
 from controller.backtest.online import OnlineSettings, at_noon, greenops_online
 from controller.backtest.report import ALPHAS, Results, as_json, markdown
-from controller.backtest.timeline import Outcome, Setup
+from controller.backtest.timeline import Outcome, Setup, carbon_shift
 from controller.policy.durations import format_duration, parse_duration
-from controller.policy.model import Policy, expand_hours, policy_from_data
+from controller.policy.model import Objective, Policy, expand_hours, policy_from_data
 from controller.policy.validate import validate_paths
 from controller.state import write_atomic
 
@@ -52,6 +52,8 @@ class BacktestArgs:
     max_interval: str | None
     allowed_hours: list[str] | None
     energy_budget: float | None
+    objective: str
+    alpha: float | None
     learner: str
     reconcile_every: str | None
     seed: int
@@ -93,10 +95,12 @@ def _policy(args: BacktestArgs, from_file: Policy | None, frame: dict[str, int])
                         "slo": {"metric": "accuracy", "target": 0.5, "compliance": AUTO_COMPLIANCE},
                         "budget": {"energyKWh": UNLIMITED_KWH, "period": "30d"},
                         "schedule": {"current": "0 12 * * *", "minInterval": "1d", "maxInterval": "30d"},
-                        "job": {"image": "backtest"}}}
+                        "job": {"image": "backtest", "command": ["train"]}}}
         from_file = policy_from_data(doc, Path("<backtest flags>"))
     hours = _hours(args.allowed_hours) if args.allowed_hours else from_file.allowed_hours
-    return replace(from_file, slo_window=timedelta(days=frame["window"]), time_zone="Etc/UTC",
+    # The replay runs the gate itself: no CronJob has to wrap a command, so spec.gate.enabled alone decides.
+    job = replace(from_file.job, command=from_file.job.command or ("train",))
+    return replace(from_file, job=job, slo_window=timedelta(days=frame["window"]), time_zone="Etc/UTC",
                    max_interval=timedelta(days=frame["max_interval"]), allowed_hours=hours,
                    min_interval=max(from_file.min_interval, timedelta(days=1)))  # the replay's grain is a day
 
@@ -118,7 +122,7 @@ def _frame(args: BacktestArgs, stream: Stream, policy: Policy | None) -> dict[st
              else max(28, math.ceil(ROWS_TO_TRAIN / rows_per_day)))
     max_interval = (_days(args.max_interval, "--max-interval") if args.max_interval
                     else max(1, policy.max_interval.days) if policy else max(30, 6 * window))
-    reconcile = _days(args.reconcile_every, "--reconcile-every") if args.reconcile_every else max(7, window)
+    reconcile = _days(args.reconcile_every, "--reconcile-every") if args.reconcile_every else max(7, 3 * window)
     if max_interval < window:
         raise InputError(f"maxInterval {max_interval}d is shorter than the evaluation window {window}d; every "
                          "window needs a model that may serve all of it: give a longer --max-interval")
@@ -150,7 +154,9 @@ def run_backtest(args: BacktestArgs) -> Results:
     from_file = _policy_file(args)
     frame = _frame(args, stream, from_file)
     carbon, carbon_text = _carbon(args, stream)
-    bank = ModelBank(stream, args.learner, frame["train"], frame["max_interval"] + frame["window"], args.seed)
+    lookback = max(90, 30 * frame["window"])
+    bank = ModelBank(stream, args.learner, frame["train"], max(frame["max_interval"] + frame["window"], lookback),
+                     args.seed)
     policy = _policy(args, from_file, frame)
     setup = Setup(stream, bank, frame["train"], frame["window"], frame["max_interval"], 0.0, 0.0, carbon)
     progress = _progress(args.progress)
@@ -160,20 +166,31 @@ def run_backtest(args: BacktestArgs) -> Results:
     target, rule = _target(args, policy, daily_quality)
     compliance = args.compliance if args.compliance is not None else (
         AUTO_COMPLIANCE if args.slo == "auto" or args.policy is None else policy.slo_compliance)
-    setup = replace(setup, target=target, compliance=compliance)
+    setup = replace(setup, target=target, compliance=compliance, allowed_hours=policy.allowed_hours)
     policy = replace(policy, slo_target=target, slo_compliance=compliance,
                      energy_budget_kwh=args.energy_budget or policy.energy_budget_kwh,
-                     telemetry=replace(policy.telemetry, carbon_constant=args.carbon_constant))
-    lookback = max(90, 30 * frame["window"])
+                     telemetry=replace(policy.telemetry, carbon_constant=args.carbon_constant),
+                     objective=_objective(args, policy))
     online = OnlineSettings(frame["reconcile"], lookback, args.seed, args.trials, args.check_search_every)
     greenops = greenops_online(setup, policy, online, progress)
+    saved, possible = carbon_shift(setup, greenops)
+    greenops = replace(greenops, extra={**greenops.extra, "carbon_shift": {"saved": saved, "possible": possible}})
     outcomes = [greenops, at_noon(setup, greenops), *_baselines(setup)]
-    cara = {alpha: strategies.cara(setup, alpha) for alpha in ALPHAS}
+    alphas = sorted({*ALPHAS, *([policy.objective.alpha] if policy.objective.kind == "cost" else [])})
+    cara = {alpha: strategies.cara(setup, alpha) for alpha in alphas}
     reference = float(np.mean([bank[d].energy_kwh for d in range(setup.first_day, setup.last_day)]))
     oracle_costs = {alpha: strategies.oracle_cost(setup, alpha, reference) for alpha in ALPHAS}
     described = {**_described(args, setup, frame), "target": target, "slo_rule": rule, "compliance": compliance,
-                 "carbon": carbon_text}
+                 "carbon": carbon_text, "objective": policy.objective.kind, "alpha": policy.objective.alpha}
     return Results(described, outcomes, reference, oracle_costs, cara, time.perf_counter() - began)
+
+
+def _objective(args: BacktestArgs, policy: Policy) -> Objective:
+    if args.objective == "cost":
+        if args.alpha is None:
+            raise InputError("--objective cost needs --alpha (what one retrain is worth in windows of lost quality)")
+        return Objective("cost", args.alpha)
+    return policy.objective if args.policy and args.objective is None else Objective()
 
 
 def _baselines(setup: Setup) -> list[Outcome]:

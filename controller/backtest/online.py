@@ -9,7 +9,7 @@ product's own decision logic (cost model, Optuna, hysteresis) proposes a change.
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from controller import schedule
 from controller.backtest.data import day_time
@@ -18,12 +18,16 @@ from controller.decision import Decision, percent_change
 from controller.errors import StalledError
 from controller.forecast.costmodel import CostModel
 from controller.forecast.windows import fit_window_models
-from controller.optimize.decide import decide, horizon_for, horizon_start
-from controller.optimize.study import COMPLIANCE_RESOLUTION, carbon_ceiling, exhaustive, objective_value
+from controller.gate.verdict import fit_for_gate, gate_decision
+from controller.optimize.choose import COMPLIANCE_RESOLUTION, objective_value
+from controller.optimize.decide import decide, horizon_for, horizon_start, start_state
+from controller.optimize.study import carbon_ceiling, exhaustive
 from controller.policy.model import Policy
+from controller.rule import PLAIN_CRON, RuleParams
 from controller.telemetry.history import CarbonSamples, Evaluation, History, TrainingRun
 
 CARBON_LOOKBACK_HOURS = 28 * 24
+SHADOW_VERSIONS = 3  # older versions scored in shadow on each window even when older than maxInterval
 Progress = Callable[[Iterable[int], str], Iterator[int]]
 
 
@@ -49,6 +53,15 @@ def _trainings(setup: Setup, served: list[int], since: int) -> tuple[TrainingRun
     return tuple(runs)
 
 
+def _shadowed(setup: Setup, served: list[int], serving: int, first: int, last: int) -> list[int]:
+    """The older versions kept in shadow on a window: those younger than maxInterval, and the last
+    SHADOW_VERSIONS before the serving one whatever their age (as far as the bank has their predictions)."""
+    older = [v for v in served if v < serving and v <= first]
+    recent = set(older[-SHADOW_VERSIONS:])
+    return [v for v in older if (v in recent or last - v <= setup.max_interval_days + setup.window_days)
+            and last - v <= setup.bank.horizon_days]
+
+
 def _evaluations(setup: Setup, served: list[int], until: int, since: int) -> tuple[Evaluation, ...]:
     """Per ended window: the production quality (rows as actually served), under the version serving at
     the window's middle, and shadow evaluations of the older versions kept, on rows they did not train on."""
@@ -62,13 +75,11 @@ def _evaluations(setup: Setup, served: list[int], until: int, since: int) -> tup
         rows = production[starts[first] - starts[setup.first_day]:starts[last] - starts[setup.first_day]]
         if len(rows):
             evaluations.append(Evaluation(str(serving), at, float(rows.mean())))
-        for version in served:
-            if version != serving and version <= first and last - version <= setup.max_interval_days + \
-                    setup.window_days:
-                offset = starts[first] - starts[version]
-                rows = setup.bank[version].correct[offset:offset + starts[last] - starts[first]]
-                if len(rows):
-                    evaluations.append(Evaluation(str(version), at, float(rows.mean())))
+        for version in _shadowed(setup, served, serving, first, last):
+            offset = starts[first] - starts[version]
+            rows = setup.bank[version].correct[offset:offset + starts[last] - starts[first]]
+            if len(rows):
+                evaluations.append(Evaluation(str(version), at, float(rows.mean())))
     return tuple(evaluations)
 
 
@@ -85,23 +96,51 @@ def history_until(setup: Setup, policy: Policy, retrains: list[Retrain], day: in
                    _evaluations(setup, served, day, since), _carbon(setup, day))
 
 
-def _fires(setup: Setup, expression: str, first: int, last: int) -> list[Retrain]:
+def _fires(setup: Setup, expression: str, first: int, last: int) -> list[tuple[int, datetime]]:
+    """(day, moment) of every fire of ``expression`` in days [first, last), in time order."""
     start = day_time(setup.stream, 0)
     times = schedule.fire_times(expression, schedule.zone("Etc/UTC"), day_time(setup.stream, first),
                                 day_time(setup.stream, last))
-    by_day: dict[int, Retrain] = {}
-    for moment in times:
-        day = (moment.astimezone(UTC) - start).days
-        by_day.setdefault(day, Retrain(day, moment.astimezone(UTC).hour))
-    return list(by_day.values())
+    return [((moment.astimezone(UTC) - start).days, moment.astimezone(UTC)) for moment in times]
 
 
-def _search_check(policy: Policy, history: History, models: Sequence[CostModel],
-                  decision: Decision) -> dict[str, object]:
+@dataclass
+class _Gate:
+    """The gate at every fire of the replay, deciding from the history as it stood then (refitted whenever
+    a window ended or a retrain happened since the last fit)."""
+
+    setup: Setup
+    policy: Policy
+    settings: "OnlineSettings"
+    counts: dict[str, int]
+    cached: tuple[tuple[int, int], CostModel, History] | None = None
+
+    def decide(self, retrains: list[Retrain], rule: RuleParams, expression: str, day: int,
+               moment: datetime) -> bool:
+        served = serving_days(self.setup, [r.day for r in retrains])
+        key = (self.setup.window_of_day(day), max(d for d in served if d < day) if day > served[0] else served[0])
+        if self.cached is None or self.cached[0] != key:
+            history = history_until(self.setup, self.policy, retrains, day, self.settings.lookback_days)
+            try:
+                model = fit_for_gate(self.policy, history, self.settings.seed)
+            except StalledError:
+                self.counts["fallback"] = self.counts.get("fallback", 0) + 1
+                return True
+            self.cached = (key, model, history)
+        _, model, history = self.cached
+        verdict = gate_decision(self.policy, history, rule, expression, moment, self.settings.seed, model)
+        label = verdict.by if verdict.retrain else "skip"
+        self.counts[label] = self.counts.get(label, 0) + 1
+        return verdict.retrain
+
+
+def _search_check(policy: Policy, history: History, models: Sequence[CostModel], decision: Decision,
+                  today: RuleParams, seed: int) -> dict[str, object]:
     """Optuna's pick against simulating every point of the same space, on the decision's own terms:
     at least as compliant (within the resolution) and the objective (energy, carbon) within a gap."""
     asked = replace(policy, slo_compliance=decision.evidence.required_compliance)  # what decide() searched for
-    full = exhaustive(asked, models, horizon_start(history, schedule.zone("Etc/UTC")), horizon_for(asked))
+    start = horizon_start(history, schedule.zone("Etc/UTC"))
+    full = exhaustive(asked, models, start, horizon_for(asked), start_state(history, asked, start), today, seed)
     ceiling = carbon_ceiling(models)
     found, best = objective_value(decision.proposed, ceiling), objective_value(full.best, ceiling)
     feasible_too = full.budget_note is not None or decision.budget_note is None
@@ -113,18 +152,22 @@ def _search_check(policy: Policy, history: History, models: Sequence[CostModel],
 
 
 def _record(day: int, decision: Decision, model: CostModel) -> dict[str, object]:
-    """One reconcile, for the JSON: the schedule that runs next and what it was predicted to achieve."""
+    """One reconcile, for the JSON: the schedule and rule that run next and what they were predicted to achieve."""
     runs = decision.proposed if decision.propose else decision.current
-    return {"day": day, "schedule": runs.schedule, "changed": decision.propose, "reason": decision.reason,
+    return {"day": day, "schedule": runs.schedule, "rule": runs.rule.describe(), "changed": decision.propose,
+            "reason": decision.reason,
             "prior": model.prior is not None, "predicted_compliance": runs.compliance,
             "predicted_compliance_lower": runs.compliance_lower}
 
 
 def greenops_online(setup: Setup, policy: Policy, settings: OnlineSettings, progress: Progress) -> Outcome:
-    expression = schedule.normalise(policy.current_schedule)
+    """Reconcile every ``reconcile_days`` (refit, retune schedule and rule); between reconciles the gate
+    decides at every fire of the schedule in force, as `greenops gate` would."""
+    expression, rule = schedule.normalise(policy.current_schedule), PLAIN_CRON
     retrains: list[Retrain] = []
     decisions: list[dict[str, object]] = []
     checks: list[dict[str, object]] = []
+    gate = _Gate(setup, policy, settings, {})
     days = range(setup.first_day, setup.last_day, settings.reconcile_days)
     for number, day in enumerate(progress(days, "greenops online")):
         history = history_until(setup, policy, retrains, day, settings.lookback_days)
@@ -132,17 +175,22 @@ def greenops_online(setup: Setup, policy: Policy, settings: OnlineSettings, prog
             current = replace(policy, current_schedule=expression)
             windows = fit_window_models(history, current, settings.seed)  # as reconcile fits them
             model = windows.models[0]
-            decision = decide(current, history, windows.models, settings.seed, settings.trials, None, windows.note)
+            decision = decide(current, history, windows.models, settings.seed, settings.trials, None, windows.note,
+                              rule)
         except StalledError as err:
             decisions.append({"day": day, "schedule": expression, "changed": False, "reason": str(err)})
         else:
             if settings.check_search_every and number % settings.check_search_every == 0:
-                checks.append(_search_check(current, history, windows.models, decision))
+                checks.append(_search_check(current, history, windows.models, decision, rule, settings.seed))
             if decision.propose:
-                expression = decision.proposed.schedule
+                expression, rule = decision.proposed.schedule, decision.proposed.rule
             decisions.append(_record(day, decision, model))
-        retrains += _fires(setup, expression, day, min(day + settings.reconcile_days, setup.last_day))
-    return score(setup, "greenops", retrains, decisions=decisions, search_checks=checks)
+        taken: set[int] = set()
+        for fire_day, moment in _fires(setup, expression, day, min(day + settings.reconcile_days, setup.last_day)):
+            if fire_day not in taken and gate.decide(retrains, rule, expression, fire_day, moment):
+                retrains.append(Retrain(fire_day, moment.hour))
+                taken.add(fire_day)
+    return score(setup, "greenops", retrains, decisions=decisions, search_checks=checks, gate=gate.counts)
 
 
 def at_noon(setup: Setup, outcome: Outcome) -> Outcome:

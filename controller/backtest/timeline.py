@@ -27,6 +27,7 @@ class Setup:
     target: float
     compliance: float
     carbon_hourly: np.ndarray  # gCO2e/kWh for stream hour 0, 1, ...; wraps around
+    allowed_hours: frozenset[int] = frozenset(range(24))  # UTC hours when greenops may start a retrain
 
     @property
     def windows(self) -> int:
@@ -130,3 +131,17 @@ def score(setup: Setup, strategy: str, retrains: list[Retrain], **extra: object)
     observed = quality[~np.isnan(quality)]
     compliance = float((observed >= setup.target).mean()) if len(observed) else 0.0
     return Outcome(strategy, done, quality, energy, carbon, compliance, dict(extra))
+
+
+def carbon_shift(setup: Setup, outcome: Outcome) -> tuple[float, float]:
+    """(saved, possible) gCO2e per kWh-weighted retrain: what the start hours saved against noon on the same
+    retrain days, and what the greenest allowed hour of each of those days would have saved (hindsight:
+    the physical limit of moving a retrain within its day)."""
+    saved = possible = 0.0
+    for retrain in outcome.retrains:
+        energy = setup.bank[retrain.day].energy_kwh
+        noon = setup.carbon_at(retrain.day, NOON)
+        greenest = min(setup.carbon_at(retrain.day, hour) for hour in setup.allowed_hours)
+        saved += energy * (noon - setup.carbon_at(retrain.day, retrain.hour))
+        possible += energy * (noon - greenest)
+    return saved, possible

@@ -24,9 +24,11 @@ from controller.state import write_atomic
 
 SIMULATED_DAYS = 75
 SCENARIOS = {
-    "fraud-detector": DemoModel(DriftScenario(drift_rad_per_day=0.06, label_noise=0.04), job_scale=3.0e7),
-    "churn-predictor": DemoModel(DriftScenario(drift_rad_per_day=0.004, label_noise=0.08), job_scale=2.7e7),
-    "demand-forecaster": DemoModel(DriftScenario(drift_rad_per_day=0.02, label_noise=0.10), job_scale=1.1e7),
+    # Per-retrain energy and duration of the production job each demo model stands for (documented in README).
+    "fraud-detector": DemoModel(DriftScenario(drift_rad_per_day=0.06, label_noise=0.04), job_kwh=1.2, job_minutes=25),
+    "churn-predictor": DemoModel(DriftScenario(drift_rad_per_day=0.004, label_noise=0.08), job_kwh=1.0, job_minutes=20),
+    "demand-forecaster": DemoModel(DriftScenario(drift_rad_per_day=0.02, label_noise=0.10), job_kwh=2.5,
+                                   job_minutes=45),
 }
 DEMO_README = b"""# Demo GitOps repository
 

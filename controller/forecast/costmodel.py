@@ -1,55 +1,53 @@
-"""The learned cost model: how quality decays with model age, and what a retrain costs.
+"""The learned cost model: what a fresh model buys (the quality forecaster), what a retrain costs.
 
-Fitted per policy from its own history. Quality curves are monotone in age (isotonic
-regression, and a monotone quantile model for p10); the chance that one evaluation window
-meets the SLO comes from the mean curve and the residual spread, with bootstrap replicates,
-so the simulator can report a pessimistic (lower-bound) compliance instead of a point guess.
-Ages beyond what the history covers are treated as unknown (probability 0 of meeting the
-SLO): the optimiser never bets on extrapolation. With too little history the model says so and
-falls back to a conservative prior: the observed share of windows that met the SLO at each age
-or younger, with no bootstrap spread and nothing beyond the oldest age seen.
+Fitted per policy from its own history. The quality forecaster (``quality``) separates hard periods
+from stale models and says how likely a window is to miss the SLO given the serving model's age and
+the latest window's effect; the simulator and the run-time rule both read it. Ages beyond what the
+history covers are treated as unknown (a certain SLO miss): the optimiser never bets on
+extrapolation. With too little history the model says so and falls back to a conservative prior: the
+observed share of windows that met the SLO at each age or younger, with no spread and nothing beyond
+the oldest age seen, and no run-time rule (every fire retrains).
 A drift score logged with the evaluations enters when it improves the cross-validated fit
-(``drifteffect``): the curves are then held at the recent drift level.
+(``drift``): the curves are then held at the recent drift level.
 """
 
 from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import mean_absolute_error
-from sklearn.model_selection import KFold, cross_val_predict
 
 from controller.errors import StalledError
 from controller.forecast.carbon import CarbonProfile, fit_carbon_profile
 from controller.forecast.drift import DriftEffect, fit_drift_effect
+from controller.forecast.observations import Observations, observe
+from controller.forecast.quality import QualityForecaster, Scored, fit_quality_forecaster
 from controller.telemetry.history import History
 
 MIN_EVALUATIONS = 20
 MIN_TRAININGS = 3
-BOOTSTRAP_REPLICATES = 40
+CURVE_REPLICATES = 8  # bootstrap replicates of the age curve: the spread behind the compliance lower bound
 GRID_STEP_DAYS = 1 / 24
 
 
 @dataclass(frozen=True, eq=False)
 class CostModel:
-    """Curves over a grid of model ages (days) plus per-retrain cost figures."""
+    """Curves over a grid of model ages (days), the quality forecaster, and per-retrain cost figures."""
 
     age_grid_days: np.ndarray
-    quality_mean: np.ndarray
-    quality_p10: np.ndarray
-    meet_probability: np.ndarray  # shape (replicates, grid): P(window meets SLO | age)
+    quality_mean: np.ndarray  # expected quality by age, in a window of average difficulty
+    quality_p10: np.ndarray  # 10th percentile of a window's quality by age
     max_age_days: float
     energy_per_retrain_kwh: float
     energy_samples: int
     retrain_duration: timedelta
     evaluations: int
     trainings: int
-    cv_mae: float
     carbon: CarbonProfile
     energy_estimated: bool
-    prior: str | None = None  # why the conservative prior replaced the fitted curves, if it did
+    quality: QualityForecaster | None  # None on thin history (the prior below applies)
+    prior_meet: np.ndarray | None = None  # thin history: P(window meets the SLO | age), pessimistic
+    prior: str | None = None  # why the conservative prior replaced the forecaster, if it did
     energy_per_deploy_kwh: float = 0.0
     deploy_energy_samples: int = 0  # 0: the policy's declared figure (or 0 kWh), not a measurement
     training_window_days: float | None = None  # the data window these curves were learnt with, when known
@@ -59,6 +57,10 @@ class CostModel:
     @property
     def carbon_intensity_g_per_kwh(self) -> float:
         return self.carbon.mean
+
+    @property
+    def forecast_mae(self) -> float:
+        return self.quality.forecast_mae if self.quality else float("nan")
 
     def age_for_gain(self, gain: float) -> float:
         """The youngest serving-model age (days) at which a fresh retrain is expected to beat it by ``gain``:
@@ -74,83 +76,10 @@ class CostModel:
         return np.where(ages_days <= self.max_age_days, values, np.nan)
 
 
-@dataclass(frozen=True)
-class Observations:
-    """Evaluations of known model versions: age at mid-window (days), quality, training index,
-    drift score (NaN when not logged) and time (epoch seconds)."""
-
-    ages: np.ndarray
-    qualities: np.ndarray
-    groups: np.ndarray
-    drifts: np.ndarray
-    times: np.ndarray
-
-
-def evaluation_ages(history: History, window: timedelta) -> Observations:
-    """The evaluations whose model version is known, with the age of that version at mid-window."""
-    ready = {t.version: t.finished_at for t in history.trainings}
-    index = {t.version: number for number, t in enumerate(history.trainings)}
-    rows = []
-    for evaluation in history.evaluations:
-        finished = ready.get(evaluation.version)
-        if finished is None:
-            continue
-        age = (evaluation.at - window / 2 - finished) / timedelta(days=1)
-        if age >= 0:
-            drift = evaluation.drift if evaluation.drift is not None else np.nan
-            rows.append((age, evaluation.quality, index[evaluation.version], drift, evaluation.at.timestamp()))
-    columns = np.asarray(rows, dtype=float).reshape(-1, 5).T
-    return Observations(columns[0], columns[1], columns[2].astype(int), columns[3], columns[4])
-
-
 def _isotonic(ages: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """The monotone decreasing quality-vs-age curve fitted to (ages, values), evaluated at ``grid``."""
     model = IsotonicRegression(increasing=False, out_of_bounds="clip")
     return np.asarray(model.fit(ages, values).predict(grid), dtype=float)
-
-
-def _quantile_curve(ages: np.ndarray, qualities: np.ndarray, grid: np.ndarray, seed: int) -> np.ndarray:
-    model = HistGradientBoostingRegressor(
-        loss="quantile", quantile=0.1, monotonic_cst=[-1], max_iter=150,
-        min_samples_leaf=max(5, len(ages) // 20), random_state=seed)
-    model.fit(ages.reshape(-1, 1), qualities)
-    return np.asarray(model.predict(grid.reshape(-1, 1)), dtype=float)
-
-
-def _meet_curve(ages: np.ndarray, qualities: np.ndarray, grid: np.ndarray, target: float) -> np.ndarray:
-    """P(quality >= target | age): the monotone mean curve plus the pooled residual distribution.
-
-    Pooling residuals over all ages uses every sample to estimate the noise, where a per-age
-    proportion would be overconfident (40 passes out of 40 is not a certainty).
-    """
-    model = IsotonicRegression(increasing=False, out_of_bounds="clip").fit(ages, qualities)
-    residuals = np.sort(qualities - model.predict(ages))
-    needed = target - np.asarray(model.predict(grid), dtype=float)
-    passing = len(residuals) - np.searchsorted(residuals, needed, side="left")
-    return np.asarray(passing / len(residuals), dtype=float)
-
-
-def _meet_replicates(ages: np.ndarray, qualities: np.ndarray, groups: np.ndarray, grid: np.ndarray,
-                     target: float, seed: int) -> np.ndarray:
-    """The full-data curve first, then bootstrap replicates for a lower confidence bound.
-
-    Resampling is by model version (all evaluations of one retrain together): evaluations of
-    the same model are correlated, and resampling them one by one would overstate confidence.
-    """
-    rng = np.random.default_rng(seed)
-    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
-    replicates = [_meet_curve(ages, qualities, grid, target)]
-    for _ in range(BOOTSTRAP_REPLICATES - 1):
-        sample = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
-        replicates.append(_meet_curve(ages[sample], qualities[sample], grid, target))
-    return np.vstack(replicates)
-
-
-def _cv_mae(ages: np.ndarray, qualities: np.ndarray, seed: int) -> float:
-    folds = KFold(n_splits=5, shuffle=True, random_state=seed)
-    model = IsotonicRegression(increasing=False, out_of_bounds="clip")
-    predicted = cross_val_predict(model, ages, qualities, cv=folds)
-    return float(mean_absolute_error(qualities, predicted))
 
 
 def _energy(history: History) -> tuple[float, int]:
@@ -195,16 +124,25 @@ def _thin_history_reason(history: History, evaluations: int, energy_samples: int
             "far, the largest energy measured)")
 
 
+def _scored(seen: Observations, qualities: np.ndarray) -> Scored:
+    return Scored(seen.ages, qualities, seen.windows, seen.groups, seen.serving)
+
+
 def fit_cost_model(history: History, target: float, window: timedelta, seed: int,
                    default_carbon_intensity: float, declared_deploy_energy_kwh: float | None = None,
-                   training_window_days: float | None = None) -> CostModel:
-    """Fit the curves (or the conservative prior on thin data); stall when there is nothing to go on."""
+                   training_window_days: float | None = None, score_itself: bool = True,
+                   replicates: int = CURVE_REPLICATES) -> CostModel:
+    """Fit the forecaster (or the conservative prior on thin data); stall when there is nothing to go on.
+
+    ``score_itself=False`` skips the forecaster's rolling-origin score and ``replicates=1`` its bootstrap:
+    the gate needs neither, only the point fit.
+    """
     if not history.trainings:
         raise StalledError(
             f"no finished training runs tagged greenops.policy={history.policy} and greenops.kind=training in "
             f"{history.source}; tag the model's retraining runs as described in the README (Telemetry contract)")
-    seen = evaluation_ages(history, window)
-    ages, groups = seen.ages, seen.groups
+    seen = observe(history, window)
+    ages = seen.ages
     if len(ages) == 0:
         raise StalledError(
             f"no evaluations of a known model version of {history.policy} in {history.source}; log production "
@@ -221,23 +159,28 @@ def fit_cost_model(history: History, target: float, window: timedelta, seed: int
     max_age = float(ages.max() if prior else np.quantile(ages, 0.98)) + half_window
     grid = np.arange(0.0, max_age + GRID_STEP_DAYS, GRID_STEP_DAYS)
     durations = [t.duration_s for t in history.trainings if t.duration_s is not None]
-    mean_curve = _isotonic(ages, qualities, grid) + shift
     deploy_energy, deploy_samples = _deploy_energy(history, declared_deploy_energy_kwh)
+    forecaster = None if prior else fit_quality_forecaster(_scored(seen, qualities), grid, replicates, seed,
+                                                           score_itself, shift)
+    if forecaster is None:
+        mean_curve = p10_curve = _isotonic(ages, qualities, grid)
+    else:
+        mean_curve = forecaster.age_curve + forecaster.effect_mean
+        p10_curve = mean_curve + forecaster.spread_quantile(0.10)
     return CostModel(
         age_grid_days=grid,
         quality_mean=mean_curve,
-        quality_p10=mean_curve if prior else _quantile_curve(ages, qualities, grid, seed) + shift,
-        meet_probability=(_prior_meet(ages, qualities, grid, target) if prior
-                          else _meet_replicates(ages, qualities, groups, grid, target - shift, seed)),
+        quality_p10=p10_curve,
         max_age_days=max_age,
         energy_per_retrain_kwh=energy,
         energy_samples=energy_samples,
         retrain_duration=timedelta(seconds=float(np.median(durations)) if durations else 0.0),
         evaluations=len(ages),
         trainings=len(history.trainings),
-        cv_mae=float("nan") if prior else drift.cv_mae if drift else _cv_mae(ages, qualities, seed),
         carbon=fit_carbon_profile(history.carbon_samples, default_carbon_intensity),
         energy_estimated=history.energy_estimated,
+        quality=forecaster,
+        prior_meet=_prior_meet(ages, qualities, grid, target)[0] if prior else None,
         prior=prior,
         energy_per_deploy_kwh=deploy_energy,
         deploy_energy_samples=deploy_samples,

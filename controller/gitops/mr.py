@@ -5,8 +5,10 @@ import math
 from dataclasses import asdict
 
 from controller.decision import ESTIMATE_NOTE, Decision, Evidence, Forecast, percent_change
+from controller.forecast.costmodel import CURVE_REPLICATES
 from controller.gitops.chart import quality_chart
 from controller.optimize.candidates import describe
+from controller.optimize.simulate import PATHS_PER_REPLICATE
 from controller.policy.durations import format_days, format_duration
 from controller.policy.model import Policy
 
@@ -25,8 +27,26 @@ def title(policy: Policy, decision: Decision) -> str:
         also.append(f"promote at +{proposed.promotion_min_gain:g}")
     if proposed.training_window_days != current.training_window_days:
         also.append(f"train on {_window(proposed)}")
-    return (f"greenops({policy.name}): retrain {describe(proposed.schedule)}{''.join(f', {a}' for a in also)} "
+    return (f"greenops({policy.name}): {plan_words(proposed)}{''.join(f', {a}' for a in also)} "
             f"({change:+.0f}% energy{estimated})")
+
+
+def plan_words(forecast: Forecast) -> str:
+    """``retrain daily at 02:00`` for a plain cron; ``check daily at 02:00, retrain when it pays off (~4/month)``."""
+    if not forecast.rule.gated:
+        return f"retrain {describe(forecast.schedule)}"
+    return f"check {describe(forecast.schedule)}, retrain when it pays off (~{forecast.retrains_per_month:.1f}/month)"
+
+
+def _retrains(forecast: Forecast) -> str:
+    low, high = forecast.retrains_per_month_range
+    if not forecast.rule.gated or abs(high - low) < 0.05:
+        return f"{forecast.retrains_per_month:.1f}"
+    return f"{forecast.retrains_per_month:.1f} ({low:.1f}-{high:.1f})"
+
+
+def _rule(forecast: Forecast) -> str:
+    return forecast.rule.describe() if forecast.rule.gated else "retrain at every fire (plain cron)"
 
 
 def _window(forecast: Forecast) -> str:
@@ -44,7 +64,9 @@ def _table(policy: Policy, current: Forecast, proposed: Forecast, estimated: boo
     figures = [
         ("Schedule", f"`{current.schedule}`", f"`{proposed.schedule}`"),
         ("In words", describe(current.schedule), describe(proposed.schedule)),
-        ("Retrains per month", f"{current.retrains_per_month:.1f}", f"{proposed.retrains_per_month:.1f}"),
+        ("At each fire", _rule(current), _rule(proposed)),
+        ("Checks per month (fires)", f"{current.checks_per_month:.1f}", f"{proposed.checks_per_month:.1f}"),
+        ("Retrains per month (10th-90th percentile)", _retrains(current), _retrains(proposed)),
         ("Promotion gate (minimum gain to deploy)", f"{current.promotion_min_gain:g}",
          f"{proposed.promotion_min_gain:g}"),
         ("Deploys per month", f"{current.deploys_per_month:.1f}", f"{proposed.deploys_per_month:.1f}"),
@@ -62,6 +84,18 @@ def _table(policy: Policy, current: Forecast, proposed: Forecast, estimated: boo
     return ["| | Current | Proposed |", "|---|---|---|", *(_row(*f) for f in figures)]
 
 
+def _alternatives(policy: Policy, decision: Decision) -> list[str]:
+    """The runners-up the search considered, so a reviewer can check what the pick was compared with."""
+    if not decision.alternatives:
+        return []
+    period = format_duration(policy.budget_period)
+    rows = [f"| {plan_words(f)} | `{f.schedule}` | {_retrains(f)} | {f.compliance:.1%} ({f.compliance_lower:.1%}) | "
+            f"{f.energy_kwh_per_period:.1f} | {f.carbon_kg_per_period:.2f} |" for f in decision.alternatives]
+    return ["", "**Alternatives considered** (the best of other cadences and rules, best first):", "",
+            f"| Alternative | Schedule | Retrains/month | SLO compliance (lower bound) | kWh per {period} | "
+            f"kgCO2e per {period} |", "|---|---|---|---|---|---|", *rows]
+
+
 def confidence(policy: Policy, decision: Decision) -> tuple[str, list[str]]:
     """High, medium or low, with the reasons; a low-confidence proposal is opened as a draft."""
     e, proposed = decision.evidence, decision.proposed
@@ -76,6 +110,8 @@ def confidence(policy: Policy, decision: Decision) -> tuple[str, list[str]]:
     medium = [reason for reason, applies in (
         (f"the SLO lower bound clears the target by only {margin:.1%}", margin < MEDIUM_MARGIN),
         (f"only {e.evaluations} evaluations", e.evaluations < MEDIUM_EVALUATIONS),
+        ("no shadow evaluations: a hard period cannot be told apart from a stale model",
+         proposed.rule.gated and not e.separated),
     ) if applies]
     if medium:
         return "medium", medium
@@ -90,7 +126,7 @@ def _summary(policy: Policy, decision: Decision) -> list[str]:
     if decision.budget_note:
         lines += ["", f"**Budget:** {decision.budget_note}"]
     lines += ["", f"**Confidence: {level}** ({'; '.join(reasons)})."]
-    return lines
+    return lines + _alternatives(policy, decision)
 
 
 def _evidence(policy: Policy, decision: Decision) -> list[str]:
@@ -104,16 +140,30 @@ def _evidence(policy: Policy, decision: Decision) -> list[str]:
         f"- Carbon intensity {e.carbon_intensity_g_per_kwh:.0f} gCO2e/kWh on average, by {e.carbon_resolution}"
         + (". Energy is an **estimate** from CPU and memory usage (Cloud Carbon Footprint coefficients), not a "
            "measurement." if e.energy_estimated else "."),
-        (f"- Quality-vs-age model: {e.prior}." if e.prior else
-         f"- Quality-vs-age model (isotonic regression): cross-validated MAE {e.cv_mae:.4f}."),
+        (f"- Quality forecaster: {e.prior}." if e.prior else _forecaster(e)),
+        *([f"- Gate: {e.gate_summary}."] if e.gate_summary else []),
+        *([f"- Gate: {e.gate_note}."] if e.gate_note else []),
         *([f"- Observed SLO compliance over the last {e.observed_windows} windows: {e.observed_compliance:.1%} "
            f"(SLO {policy.slo_compliance:.0%})."] if e.observed_compliance is not None else []),
-        f"- Optuna: {e.trials} trials (seed {e.seed}) over {e.search_space} points (cadence, start hour, promotion "
-        f"gate, training window) within minInterval {format_duration(policy.min_interval)} / maxInterval "
+        f"- Optuna: {e.trials} trials (seed {e.seed}) over {e.search_space} points (cadence, start hour, rule price, "
+        f"promotion gate, training window) within minInterval {format_duration(policy.min_interval)} / maxInterval "
         f"{format_duration(policy.max_interval)}; simulated over {e.horizon_days} days.",
-        "- Compliance is predicted from bootstrap replicates; the lower bound is their 10th percentile.",
+        f"- Compliance is simulated with the rule deciding at every fire, on {PATHS_PER_REPLICATE} paths of window "
+        f"effects for each of {CURVE_REPLICATES} bootstrap replicates of the age curve; the lower bound is the 10th "
+        "percentile over the replicates.",
         f"- Model ages beyond {e.max_age_days:.1f} days were never observed and count as SLO misses.",
     ]
+
+
+def _forecaster(e: Evidence) -> str:
+    how = (f"window effects and an age curve learnt apart from {e.compared_windows} windows scored on two versions or "
+           "more (production and shadow evaluations), so hard periods are not taken for stale models"
+           if e.separated else "quality by age alone: no window was scored on two versions (log shadow evaluations "
+           "so hard periods can be told apart from stale models)")
+    score = (f"one-step forecast error on the history (rolling origin, {e.forecast_origins} origins): MAE "
+             f"{e.cv_mae:.4f}, against {e.naive_mae:.4f} for 'same as the last window'" if e.forecast_origins
+             else "too few windows to score its forecasts on the history")
+    return f"- Quality forecaster: {how}; {score}."
 
 
 def _sections(policy: Policy, decision: Decision, heading: str) -> tuple[list[str], list[str]]:

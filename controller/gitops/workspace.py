@@ -100,6 +100,7 @@ class Workspace:
     def propose(self, branch: str, files: Mapping[PurePosixPath, str], message: str, push: bool,
                 push_options: Sequence[str] = ()) -> ProposalResult:
         """Put ``files`` on ``branch`` as target + one commit with ``message``; push it with ``push_options``.
+        An empty text deletes that file.
 
         A branch holding anyone else's commits is left alone ("held"). Whatever happens, the clone is
         back on the target afterwards, so one policy's failure never leaks into the next proposal.
@@ -115,9 +116,12 @@ class Workspace:
         base = self.repo.head.commit.hexsha
         for relative, text in files.items():
             destination = self.root / relative
+            if not text:
+                destination.unlink(missing_ok=True)
+                continue
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_text(text, encoding="utf-8")
-        self.repo.git.add("--", *(str(p) for p in files))
+        self.repo.git.add("--all", "--", *(str(p) for p in files))
         diff = self.repo.git.diff("--cached", base)
         if not diff:
             return ProposalResult(branch, "in-sync", "", None)

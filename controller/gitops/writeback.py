@@ -65,8 +65,11 @@ def declined_proposals(body: str) -> dict[str, dict[str, object]]:
 
 def materially_different(declined: dict[str, object], proposed: Forecast, policy: Policy) -> bool:
     """Other settings, and an energy figure that moved by minSavingPercent or compliance by a point."""
-    declined_settings = (declined.get("schedule"), declined.get("promotion_min_gain"),
-                         declined.get("training_window_days"))
+    rule = declined.get("rule")
+    threshold, gain = (rule.get("threshold"), rule.get("budget_gain")) if isinstance(rule, dict) else (None, None)
+    declined_settings: tuple[object, ...] = (declined.get("schedule"), declined.get("promotion_min_gain"),
+                                             declined.get("training_window_days"), threshold,
+                                             gain if threshold is not None else 0.0)
     if declined_settings == proposed.settings:
         return False
     energy = declined.get("energy_kwh_per_period")

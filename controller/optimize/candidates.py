@@ -128,6 +128,16 @@ def cadences_within_bounds(policy: Policy) -> list[Cadence]:
     return kept
 
 
+def cadence_of(expr: str) -> str:
+    """The catalogue cadence ``expr`` is an instance of (any start hour), else the expression itself."""
+    fields = expr.split(" ")
+    if len(fields) == 5 and fields[0].isdigit():
+        for cadence in CADENCES:
+            if any(expression(cadence, hour, int(fields[0])) == expr for hour in range(24)):
+                return cadence.name
+    return expr
+
+
 def describe(expr: str) -> str:
     """Words for a schedule: ``weekly at 02:30`` for catalogue cadences, else the cron expression."""
     fields = expr.split(" ")

@@ -6,18 +6,16 @@ better than the plain target to pay it back (the SRE error-budget policy, applie
 Without this feedback a controller that sits at the target on prediction ends below it in reality.
 """
 
-import bisect
-from collections import defaultdict
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+from controller.forecast.observations import observe
 from controller.policy.model import Policy
 from controller.telemetry.history import History
 
 BUDGET_WINDOWS = 30  # about a month of daily windows, the usual SLO error-budget period
 MIN_WINDOWS = 10
 MAX_REQUIRED = 0.999
-SAME_WINDOW_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -37,23 +35,9 @@ class ErrorBudget:
 
 
 def serving_qualities(history: History, window: timedelta) -> list[float]:
-    """Per evaluated window, the quality of the model that served it: the newest version ready by the
-    window's middle among those evaluated on it (other versions are shadow evaluations)."""
-    finished = {t.version: t.finished_at for t in history.trainings}
-    by_window: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
-    ends: dict[int, datetime] = {}
-    for e in history.evaluations:
-        if e.version in finished:
-            key = round(e.at.timestamp() / SAME_WINDOW_SECONDS)  # evaluations logged moments apart: one window
-            by_window[key].append((finished[e.version], e.quality))
-            ends.setdefault(key, e.at)
-    qualities = []
-    for key, evaluated in sorted(by_window.items()):
-        at = ends[key]
-        evaluated.sort()
-        ready = bisect.bisect_right([f for f, _ in evaluated], at - window / 2)
-        qualities.append(evaluated[max(ready, 1) - 1][1])
-    return qualities
+    """Per evaluated window, oldest first, the quality of the model that served it: the youngest version
+    ready by the window's middle (other versions are shadow evaluations)."""
+    return [float(q) for q in observe(history, window).serving_qualities()]
 
 
 def error_budget(history: History, policy: Policy) -> ErrorBudget | None:

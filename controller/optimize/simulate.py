@@ -1,19 +1,28 @@
-"""Simulate a cron schedule: expand its real fire times, then predict SLO compliance, energy, carbon.
+"""Simulate a schedule and its rule: real fire times, simulated windows, the rule deciding at each fire.
 
-Each evaluation window is sampled at evenly spaced moments; at each, the newest model ready then
-(fire time + median retrain duration) serves, and the cost model turns its age into quality and
-into the chance of meeting the SLO. Averaging over the window, rather than looking at its middle
-only, credits a retrain for the whole part of the window it serves: a retrain just before the
-middle is not better than one at the window's start.
-Each retrain's carbon is its energy times the grid intensity of the hour of week it starts in.
+The horizon is replayed on many paths at once (one numpy lane per path): each lane draws the window
+effects ahead (the forecaster's AR(1) process from the latest window, its own innovations resampled)
+and the noise of each window's production evaluation, and uses one of the bootstrap replicates of the
+age curve. At every fire the run-time rule (``controller.rule``, the code `greenops gate` runs) sees
+what the gate would see then: the serving model's age, the effect estimated from the latest ended
+window, the error budget from the simulated misses, and decides per lane whether to retrain. Each
+evaluation window is sampled at evenly spaced moments to find the serving model's age; the chance it
+meets the SLO is computed from the expected quality and the noise distribution (not drawn, so the
+figures are smooth), while the misses the gate sees are drawn.
+
+Compliance is the mean over lanes; its lower bound the 10th percentile over age-curve replicates (the
+uncertainty of the fit), each averaged over the same paths, so every candidate schedule meets the same
+simulated future (common random numbers) and comparisons between them are fair. The random draws come
+from the seed only: same inputs, same figures.
 
 The promotion gate deploys a retrain only when it is expected to beat the serving model by the
 gate: with quality decaying monotonically in age, that is when the serving model has reached the
-age at which the expected gain clears the gate. Skipped deploys save the deploy's energy; the
-serving model keeps ageing, which the compliance forecast pays for.
+age at which the expected gain clears the gate. Each retrain's carbon is its energy times the grid
+intensity of the hour of week it starts in.
 """
 
 import itertools
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -23,30 +32,63 @@ from controller.decision import Forecast
 from controller.forecast.costmodel import CostModel
 from controller.policy.durations import format_duration
 from controller.policy.model import Policy
+from controller.rule import PLAIN_CRON, RuleParams, Situation, decide_now
 
-WARMUP = timedelta(days=35)
 DST_ALLOWANCE = timedelta(hours=1)  # a daily 02:00 job is 23 h or 25 h apart when clocks change
 LOWER_BOUND_QUANTILE = 0.10
 SAMPLES_PER_WINDOW = 6
+PATHS_PER_REPLICATE = 16
+BUDGET_WINDOWS = 30  # the error budget the rule watches: about a month of daily windows
+BUDGET_SPEND = 0.8  # the rule aims to spend this share of the error budget: the rest absorbs forecast errors
+DAY = timedelta(days=1)
 
 
-def _ages_days(ready: list[datetime], moments: list[datetime], fallback: datetime) -> np.ndarray:
-    ready_s = np.asarray([t.timestamp() for t in ready] or [fallback.timestamp()])
-    moment_s = np.asarray([t.timestamp() for t in moments])
-    index = np.searchsorted(ready_s, moment_s, side="right") - 1
-    last_ready = np.where(index >= 0, ready_s[np.clip(index, 0, None)], fallback.timestamp())
-    return np.asarray((moment_s - last_ready) / 86400.0)
+@dataclass(frozen=True)
+class StartState:
+    """Where the horizon starts from: what serves today and what the last windows did."""
+
+    serving_age_days: float  # age of the serving model at the horizon's start
+    recent_misses: tuple[bool, ...] = ()  # the last windows' SLO misses, oldest first
+    days_since_latest: float = 0.0  # from the end of the latest evaluated window to the horizon's start
 
 
-def _deployed(ready: list[datetime], gate_age_days: float) -> list[datetime]:
-    """The ready times whose retrain passes the gate: the serving model was at least ``gate_age_days`` old."""
-    if gate_age_days <= 0:
-        return ready
-    deployed: list[datetime] = []
-    for moment in ready:
-        if not deployed or (moment - deployed[-1]) / timedelta(days=1) >= gate_age_days:
-            deployed.append(moment)
-    return deployed
+@dataclass(frozen=True)
+class _Lanes:
+    """The random draws shared by every candidate of one search: per lane, its age-curve replicate, the
+    window effects ahead and the noise of each window's production evaluation."""
+
+    replicate: np.ndarray  # (lanes,)
+    effects: np.ndarray  # (lanes, windows)
+    noise: np.ndarray  # (lanes, windows)
+    before: np.ndarray  # (lanes,) effect of the window before the horizon
+
+    def tiled(self, copies: int) -> "_Lanes":
+        """The same lanes ``copies`` times over: one block per rule simulated in the same replay."""
+        return _Lanes(np.tile(self.replicate, copies), np.tile(self.effects, (copies, 1)),
+                      np.tile(self.noise, (copies, 1)), np.tile(self.before, copies))
+
+
+def _lanes(model: CostModel, windows: int, seed: int) -> _Lanes:
+    forecaster = model.quality
+    replicates = forecaster.age_curves.shape[0] if forecaster else 1
+    replicate = np.repeat(np.arange(replicates), PATHS_PER_REPLICATE)
+    if forecaster is None:
+        zeros = np.zeros((len(replicate), windows))
+        return _Lanes(replicate, zeros, zeros, np.zeros(len(replicate)))
+    rng = np.random.default_rng(seed)  # the same paths for every replicate
+    innovations = (rng.choice(forecaster.innovations, (PATHS_PER_REPLICATE, windows))
+                   if len(forecaster.innovations) else np.zeros((PATHS_PER_REPLICATE, windows)))
+    noise = rng.choice(forecaster.noise, (PATHS_PER_REPLICATE, windows))
+    deviation = np.empty_like(innovations)
+    # Each path starts from a window effect drawn from the history, not from today's: the rule is tuned for
+    # the long run, and the gate answers the window at hand when it fires.
+    previous = rng.choice(forecaster.effects - forecaster.effect_mean, PATHS_PER_REPLICATE)
+    before = previous + forecaster.effect_mean
+    for window in range(windows):
+        previous = forecaster.persistence * previous + innovations[:, window]
+        deviation[:, window] = previous
+    return _Lanes(replicate, np.tile(deviation + forecaster.effect_mean, (replicates, 1)),
+                  np.tile(noise, (replicates, 1)), np.tile(before, replicates))
 
 
 def _violations(policy: Policy, local_fires: list[datetime], gaps: list[timedelta]) -> tuple[str, ...]:
@@ -63,52 +105,257 @@ def _violations(policy: Policy, local_fires: list[datetime], gaps: list[timedelt
     return tuple(problems)
 
 
-def simulate(expression: str, policy: Policy, model: CostModel, start: datetime,
-             horizon: timedelta, gate: float = 0.0) -> Forecast:
-    """Forecast ``expression`` with promotion gate ``gate`` over ``[start, start + horizon)``."""
+@dataclass
+class _Outcome:
+    """Per lane and window what the replay produced; per lane what it spent."""
+
+    meet: np.ndarray  # (lanes, windows) chance each window meets the SLO
+    expected: np.ndarray  # (lanes, windows) expected quality (NaN: a model older than any seen)
+    realised: np.ndarray  # (lanes, windows) one draw of it
+    retrains: np.ndarray  # (lanes,)
+    deploys: np.ndarray
+    carbon_g: np.ndarray
+
+    def block(self, index: int, size: int) -> "_Outcome":
+        """The lanes of the ``index``-th rule of a batched replay."""
+        lanes = slice(index * size, (index + 1) * size)
+        return _Outcome(self.meet[lanes], self.expected[lanes], self.realised[lanes], self.retrains[lanes],
+                        self.deploys[lanes], self.carbon_g[lanes])
+
+
+class _Windows:
+    """Turns the ages at each window's sample moments into expected quality and the chance to meet the SLO."""
+
+    def __init__(self, policy: Policy, model: CostModel, lanes: _Lanes) -> None:
+        self.policy, self.model, self.lanes = policy, model, lanes
+
+    def score(self, ages: np.ndarray, window: slice | int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(meet, expected, realised) per lane for the windows ``window``: ``ages`` is (lanes, samples) for
+        one window, or (windows, samples) for all of them when every lane serves the same models."""
+        model, forecaster, target = self.model, self.model.quality, self.policy.slo_target
+        ages = np.maximum(ages, 0.0)
+        shared = ages.ndim == 2 and isinstance(window, slice)  # the same ages on every lane
+        unknown = (ages > model.max_age_days).any(axis=-1)
+        if forecaster is None:  # thin history: the pessimistic prior by age, no window effects
+            curve = np.interp(ages, model.age_grid_days, model.quality_mean).mean(axis=-1)
+            meet = (np.interp(ages, model.age_grid_days, model.prior_meet).mean(axis=-1)
+                    if model.prior_meet is not None else np.ones_like(curve))
+            lanes = (len(self.lanes.replicate), *curve.shape) if shared else curve.shape
+            expected = realised = np.broadcast_to(curve, lanes)
+            meet = np.broadcast_to(meet, lanes)
+        else:
+            if shared:  # one curve per replicate, then spread over its lanes
+                replicates = np.arange(forecaster.age_curves.shape[0])[:, None, None]
+                curve = forecaster.curve(ages[None], replicates).mean(axis=-1)[self.lanes.replicate]
+            else:
+                curve = forecaster.curve(ages, self.lanes.replicate[:, None]).mean(axis=-1)
+            expected = self.lanes.effects[:, window] + curve
+            meet = 1 - np.searchsorted(forecaster.noise, target - expected, side="left") / len(forecaster.noise)
+            realised = expected + self.lanes.noise[:, window]
+        return (np.where(unknown, 0.0, meet), np.where(unknown, np.nan, expected),
+                np.where(unknown, np.nan, realised))
+
+
+def _moments(windows: int, window_days: float) -> np.ndarray:
+    """(windows, samples): the evenly spaced moments (days from the start) each window is sampled at."""
+    return window_days * (np.arange(windows)[:, None] + (np.arange(SAMPLES_PER_WINDOW) + 0.5) / SAMPLES_PER_WINDOW)
+
+
+def _plain_cron(policy: Policy, model: CostModel, lanes: _Lanes, state: StartState, gate: float,
+                fire_days: list[float], intensity: np.ndarray, windows: int) -> _Outcome:
+    """Every fire retrains: the same deploy times on every lane, so the whole horizon is scored at once."""
+    duration, gate_age = model.retrain_duration / DAY, model.age_for_gain(gate)
+    deployed, deploys = [-state.serving_age_days], 0
+    for day in fire_days:
+        if day - deployed[-1] >= gate_age:
+            deployed.append(day + duration)
+            deploys += 1
+    moments = _moments(windows, policy.slo_window / DAY)
+    serving = np.asarray(deployed)[np.searchsorted(deployed, moments, side="right") - 1]
+    meet, expected, realised = _Windows(policy, model, lanes).score(moments - serving, slice(None))
+    count = len(lanes.replicate)
+    carbon = float(intensity.sum()) * model.energy_per_retrain_kwh
+    return _Outcome(meet, expected, realised, np.full(count, float(len(fire_days))), np.full(count, float(deploys)),
+                    np.full(count, carbon))
+
+
+class _Replay:
+    """Gated rules on every lane: the state the gate sees, advanced event by event. Several prices of one
+    rule are replayed together, one block of lanes each (``thresholds`` per lane)."""
+
+    def __init__(self, policy: Policy, model: CostModel, lanes: _Lanes, state: StartState, rule: RuleParams,
+                 gate: float, windows: int, thresholds: np.ndarray) -> None:
+        self.policy, self.model, self.rule, self.lanes, self.thresholds = policy, model, rule, lanes, thresholds
+        count = len(lanes.replicate)
+        self.scorer = _Windows(policy, model, lanes)
+        self.window_days = policy.slo_window / DAY
+        self.duration_days = model.retrain_duration / DAY
+        self.gate_age = model.age_for_gain(gate)
+        self.max_age = min(policy.max_interval / DAY, model.max_age_days)
+        self.deployed_at = np.full(count, -state.serving_age_days)
+        self.retrains, self.deploys, self.carbon_g = np.zeros(count), np.zeros(count), np.zeros(count)
+        self.estimate = lanes.before.copy()  # what the gate knows of the latest window's effect
+        self.latest_end = -state.days_since_latest
+        recent = [float(m) for m in state.recent_misses[-BUDGET_WINDOWS:]]
+        self.allowed = (1 - policy.slo_compliance) * BUDGET_WINDOWS * BUDGET_SPEND
+        padding = [1 - policy.slo_compliance] * (BUDGET_WINDOWS - len(recent))  # before the data: on budget
+        self.ring = np.tile(np.asarray(padding + recent), (count, 1))
+        self.missed = self.ring.sum(axis=1)
+        self.sample_ages = np.zeros((count, SAMPLES_PER_WINDOW))
+        self.samples = self.window = 0
+        self.meet, self.expected, self.realised = (np.zeros((count, windows)) for _ in range(3))
+
+    def fire(self, day: float, days_to_next: float, intensity: float) -> None:
+        age = day - self.deployed_at
+        situation = Situation(
+            serving_age_days=age, fresh_age_days=-self.duration_days, latest_effect=self.estimate,
+            days_since_latest=day - self.latest_end, debt=(self.missed - self.allowed) / max(self.allowed, 1e-9),
+            energy_ratio=1.0, days_to_next_fire=days_to_next, window_days=self.window_days,
+            max_age_days=self.max_age, replicate=self.lanes.replicate)
+        retrain = decide_now(self.rule, self.model.quality, situation, self.policy.slo_target, self.thresholds).retrain
+        self.retrains += retrain
+        self.carbon_g += retrain * (intensity * self.model.energy_per_retrain_kwh)
+        deploy = retrain & (age >= self.gate_age)
+        self.deploys += deploy
+        self.deployed_at = np.where(deploy, day + self.duration_days, self.deployed_at)
+
+    def sample(self, day: float) -> None:
+        self.sample_ages[:, self.samples] = day - self.deployed_at
+        self.samples += 1
+
+    def end_window(self, day: float) -> None:
+        w = self.window
+        meet, expected, realised = self.scorer.score(self.sample_ages, w)
+        self.meet[:, w], self.expected[:, w], self.realised[:, w] = meet, expected, realised
+        missed = (np.isnan(realised) | (realised < self.policy.slo_target)).astype(float)
+        slot = w % BUDGET_WINDOWS
+        self.missed += missed - self.ring[:, slot]
+        self.ring[:, slot] = missed
+        self.estimate = self.lanes.effects[:, w] + self.lanes.noise[:, w]
+        self.latest_end = day
+        self.samples = 0
+        self.window += 1
+
+    def outcome(self) -> _Outcome:
+        return _Outcome(self.meet, self.expected, self.realised, self.retrains, self.deploys, self.carbon_g)
+
+
+def _events(fires: list[float], windows: int, window_days: float) -> list[tuple[float, int, int]]:
+    """(day, kind, index), in time order: kind 0 a fire, 1 a sample moment, 2 a window end. A fire at the
+    very moment a window ends comes first: that window's evaluation is not logged yet."""
+    events = [(day, 0, i) for i, day in enumerate(fires)]
+    events += [(window_days * (w + (k + 0.5) / SAMPLES_PER_WINDOW), 1, w)
+               for w in range(windows) for k in range(SAMPLES_PER_WINDOW)]
+    events += [(window_days * (w + 1), 2, w) for w in range(windows)]
+    return sorted(events)
+
+
+def _quantiles(values: np.ndarray, replicate: np.ndarray) -> tuple[float, float]:
+    """Mean over lanes, and the LOWER_BOUND_QUANTILE over replicates of their means."""
+    means = np.bincount(replicate, weights=values) / np.bincount(replicate)
+    return float(values.mean()), float(np.quantile(means, LOWER_BOUND_QUANTILE))
+
+
+def simulate(expression: str, policy: Policy, model: CostModel, start: datetime, horizon: timedelta,
+             gate: float = 0.0, rule: RuleParams = PLAIN_CRON, state: StartState | None = None,
+             seed: int = 0) -> Forecast:
+    """Forecast ``expression`` with ``rule`` and promotion gate ``gate`` over ``[start, start + horizon)``."""
+    return simulate_rules(expression, policy, model, start, horizon, gate, [rule], state, seed)[0]
+
+
+def simulate_rules(expression: str, policy: Policy, model: CostModel, start: datetime, horizon: timedelta,
+                   gate: float, rules: list[RuleParams], state: StartState | None = None,
+                   seed: int = 0) -> list[Forecast]:
+    """One forecast per rule, on the same paths; the gated rules (one objective and budget gain) are
+    replayed together, which costs about as much as one of them."""
     tz = schedule.zone(policy.time_zone)
     end = start + horizon
-    warmup = max(WARMUP, policy.max_interval + policy.slo_window)  # the model serving at start was trained in it
-    local_fires = schedule.fire_times(expression, tz, start - warmup, end)
+    state = state or StartState(serving_age_days=0.0)
+    local_fires = schedule.fire_times(expression, tz, start, end)
+    before = schedule.fire_times(expression, tz, start - policy.max_interval - DST_ALLOWANCE, start)
     fires = [f.astimezone(UTC) for f in local_fires]  # absolute time: gaps and ages across DST are real
-    ready = [f + model.retrain_duration for f in fires]
-    deployed = _deployed(ready, model.age_for_gain(gate))
     windows = int(horizon / policy.slo_window)
-    moments = [start + policy.slo_window * (i + (k + 0.5) / SAMPLES_PER_WINDOW)
-               for i in range(windows) for k in range(SAMPLES_PER_WINDOW)]
-    ages = _ages_days(deployed, moments, fallback=start - warmup)
-    meets = np.nan_to_num(np.vstack([model.at(curve, ages) for curve in model.meet_probability]), nan=0.0)
-    per_replicate = meets.mean(axis=1)
-    in_horizon = [f for f in fires if f >= start]
-    deploys = [r - model.retrain_duration for r in deployed if r - model.retrain_duration >= start]
+    lanes = _lanes(model, windows, seed)
+    fire_days = [(f - start) / DAY for f in fires]
+    intensity = model.carbon.at(fires)
+    rules = [r if model.quality else PLAIN_CRON for r in rules]
+    gated = [r for r in rules if r.gated]
+    outcomes: dict[RuleParams, _Outcome] = {}
+    if len(gated) < len(rules):
+        outcomes[PLAIN_CRON] = _plain_cron(policy, model, lanes, state, gate, fire_days, intensity, windows)
+    for group in _same_kind(gated):
+        batch = _replay(policy, model, lanes, state, group, gate, fire_days, intensity, windows, horizon)
+        outcomes.update({r: batch.block(i, len(lanes.replicate)) for i, r in enumerate(group)})
+    spaced = [*before[-1:], *local_fires]
+    return [_forecast(expression, policy, model, outcomes[r if r.gated else PLAIN_CRON], r, lanes, horizon, gate,
+                      spaced, local_fires) for r in rules]
+
+
+def _same_kind(rules: list[RuleParams]) -> list[list[RuleParams]]:
+    """Gated rules grouped by what the replay shares (objective, budget gain); each group's prices differ."""
+    groups: dict[tuple[str, float], list[RuleParams]] = {}
+    for rule in dict.fromkeys(rules):
+        groups.setdefault((rule.objective, rule.budget_gain), []).append(rule)
+    return list(groups.values())
+
+
+def _replay(policy: Policy, model: CostModel, lanes: _Lanes, state: StartState, rules: list[RuleParams],
+            gate: float, fire_days: list[float], intensity: np.ndarray, windows: int,
+            horizon: timedelta) -> _Outcome:
+    size = len(lanes.replicate)
+    thresholds = np.repeat([float(r.threshold or 0.0) for r in rules], size)
+    replay = _Replay(policy, model, lanes.tiled(len(rules)), state, rules[0], gate, windows, thresholds)
+    typical_gap = float(np.median(np.diff(fire_days))) if len(fire_days) > 1 else horizon / DAY
+    for day, kind, index in _events(fire_days, windows, policy.slo_window / DAY):
+        if kind == 0:
+            following = fire_days[index + 1] if index + 1 < len(fire_days) else day + typical_gap
+            replay.fire(day, following - day, float(intensity[index]))
+        elif kind == 1:
+            replay.sample(day)
+        else:
+            replay.end_window(day)
+    return replay.outcome()
+
+
+def _forecast(expression: str, policy: Policy, model: CostModel, outcome: _Outcome, rule: RuleParams,
+              lanes: _Lanes, horizon: timedelta, gate: float, spaced: list[datetime],
+              local_fires: list[datetime]) -> Forecast:
+    days = horizon / DAY
     per_period = policy.budget_period / horizon
-    energy = (len(in_horizon) * model.energy_per_retrain_kwh + len(deploys) * model.energy_per_deploy_kwh) * per_period
-    carbon_g = (float(model.carbon.at(in_horizon).sum()) * model.energy_per_retrain_kwh
-                + (float(model.carbon.at(deploys).sum()) * model.energy_per_deploy_kwh if model.energy_per_deploy_kwh
-                   else 0.0))
-    carbon_kg = carbon_g / 1000 * per_period
-    days = horizon / timedelta(days=1)
-    gaps = [b - a for a, b in itertools.pairwise(fires)]
-    quality = model.at(model.quality_mean, ages)
-    quality_p10 = model.at(model.quality_p10, ages)
-    known = ~np.isnan(quality)
-    week = (np.asarray([(m - start) / timedelta(days=1) for m in moments]) // 7).astype(int)
+    meet, expected, realised = outcome.meet, outcome.expected, outcome.realised
+    if meet.shape[1] == 0:
+        meet = np.ones((meet.shape[0], 1))
+    compliance, lower = _quantiles(meet.mean(axis=1), lanes.replicate[:len(meet)])
+    energy = (outcome.retrains.mean() * model.energy_per_retrain_kwh
+              + outcome.deploys.mean() * model.energy_per_deploy_kwh) * per_period
+    absolute = [f.astimezone(UTC) for f in spaced]
+    gaps = [b - a for a, b in itertools.pairwise(absolute)]
+    per_month = outcome.retrains * 30 / days
+    finite = np.isfinite(expected)
+    counts = finite.sum(axis=0)
+    weekly = np.where(counts > 0, np.where(finite, expected, 0.0).sum(axis=0) / np.maximum(counts, 1), np.nan)
+    week = (np.arange(expected.shape[1]) * (policy.slo_window / DAY) // 7).astype(int)
+    known = realised[np.isfinite(realised)]
     return Forecast(
         schedule=expression,
-        retrains_per_month=len(in_horizon) * 30 / days,
-        energy_kwh_per_period=energy,
-        carbon_kg_per_period=carbon_kg,
-        compliance=float(per_replicate[0]),
-        compliance_lower=float(np.quantile(per_replicate, LOWER_BOUND_QUANTILE)),
-        quality_mean=float(quality[known].mean()) if known.any() else float("nan"),
-        quality_p10=float(quality_p10[known].mean()) if known.any() else float("nan"),
+        retrains_per_month=float(per_month.mean()),
+        energy_kwh_per_period=float(energy),
+        carbon_kg_per_period=float(outcome.carbon_g.mean() / 1000 * per_period),
+        compliance=compliance,
+        compliance_lower=lower,
+        quality_mean=float(expected[finite].mean()) if finite.any() else float("nan"),
+        quality_p10=float(np.quantile(known, 0.10)) if len(known) else float("nan"),
         min_gap_hours=min(gaps) / timedelta(hours=1) if gaps else float("inf"),
         max_gap_hours=max(gaps) / timedelta(hours=1) if gaps else float("inf"),
-        bound_violations=_violations(policy, [f for f in local_fires if f >= start], gaps),
+        bound_violations=_violations(policy, local_fires, gaps),
         promotion_min_gain=gate,
-        deploys_per_month=len(deploys) * 30 / days,
+        deploys_per_month=float(outcome.deploys.mean() * 30 / days),
         training_window_days=model.training_window_days,
-        quality_by_week=_weekly_means(quality, week),
+        quality_by_week=_weekly_means(weekly, week),
+        rule=rule,
+        checks_per_month=len(local_fires) * 30 / days,
+        retrains_per_month_range=(float(np.quantile(per_month, 0.1)), float(np.quantile(per_month, 0.9))),
+        loss_per_period=float(np.where(finite, 1 - np.nan_to_num(expected), 1.0).sum(axis=1).mean() * per_period),
     )
 
 

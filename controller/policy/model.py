@@ -1,9 +1,11 @@
 """The typed, defaulted view of a valid policy that the rest of the controller uses."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from controller.policy.durations import parse_duration
 
@@ -66,6 +68,25 @@ class Training:
         return self.min_window != self.max_window
 
 
+@dataclass(frozen=True)
+class Gate:
+    """The run-time rule's settings: whether it runs, and what it does when it cannot decide."""
+
+    enabled: bool = True
+    on_telemetry_error: str = "retrain"  # retrain | skip
+    max_age_on_error: timedelta | None = None  # None: maxInterval
+    image: str | None = None  # None: the greenops image of this version
+    telemetry_secret: str = "greenops-telemetry"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """slo: least energy that keeps the SLO; cost: least C_alpha (lost quality + alpha x retrains)."""
+
+    kind: str = "slo"
+    alpha: float = 0.0
+
+
 DEFAULT_MAX_MIN_GAIN = 0.02
 
 
@@ -99,6 +120,14 @@ class Policy:
     promotion: Promotion = Promotion(0.0, DEFAULT_MAX_MIN_GAIN, None)
     training: Training = Training(None, None, None)
     proposal_group: str | None = None  # policies of one group share one merge request
+    gate: Gate = Gate()
+    objective: Objective = Objective()
+    document_yaml: str = field(default="", repr=False, compare=False)  # the validated document, for the gate
+
+    @property
+    def gate_can_run(self) -> bool:
+        """The generated CronJob can host the gate: enabled, and a command it can wrap (spec.job.command)."""
+        return self.gate.enabled and bool(self.job.command)
 
 
 def expand_hours(items: list[Any] | None) -> frozenset[int]:
@@ -159,6 +188,17 @@ def _training(data: dict[str, Any] | None) -> Training:
     return Training(window, parse_duration(low) if low else window, parse_duration(high) if high else window)
 
 
+def _gate(data: dict[str, Any]) -> Gate:
+    age = data.get("maxAgeOnError")
+    return Gate(enabled=bool(data.get("enabled", True)), on_telemetry_error=data.get("onTelemetryError", "retrain"),
+                max_age_on_error=parse_duration(age) if age else None, image=data.get("image"),
+                telemetry_secret=data.get("telemetrySecret", "greenops-telemetry"))
+
+
+def _objective(data: dict[str, Any]) -> Objective:
+    return Objective(kind=data.get("kind", "slo"), alpha=float(data.get("alpha", 0.0)))
+
+
 def policy_from_data(data: dict[str, Any], source_file: Path, source_line: int = 1) -> Policy:
     """Build a Policy from a document that already passed validation."""
     meta, spec = data["metadata"], data["spec"]
@@ -200,4 +240,7 @@ def policy_from_data(data: dict[str, Any], source_file: Path, source_line: int =
         promotion=_promotion(spec.get("promotion", {})),
         training=_training(spec.get("training")),
         proposal_group=proposal.get("group"),
+        gate=_gate(spec.get("gate", {})),
+        objective=_objective(spec.get("objective", {})),
+        document_yaml=yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
     )

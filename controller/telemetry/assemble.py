@@ -10,11 +10,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
-from controller.errors import SignalStalledError, StalledError
+from controller.errors import SignalStalledError, StalledError, TransientError
 from controller.policy.durations import format_duration
 from controller.policy.model import Policy
 from controller.telemetry import promql
-from controller.telemetry.history import CarbonSamples, Evaluation, History, TrainingRun
+from controller.telemetry.history import CarbonSamples, Evaluation, GateRecord, History, TrainingRun
 from controller.telemetry.mlflow_store import MlflowTelemetry
 from controller.telemetry.prometheus_source import PrometheusTelemetry
 from controller.telemetry.series import Job, Series, jobs_from_counters, jobs_from_usage
@@ -224,7 +224,16 @@ def load_history(policy: Policy, sources: Sources, now: datetime) -> History:
     start = now - policy.telemetry.lookback
     trainings = read_trainings(policy, sources, start, now)
     evaluations = read_evaluations(policy, sources, trainings.value, start, now)
-    return history_from(policy, trainings, evaluations, carbon_intensity(policy, sources, start, now), now)
+    history = history_from(policy, trainings, evaluations, carbon_intensity(policy, sources, start, now), now)
+    return replace(history, gate_records=gate_records(policy, sources, start))
+
+
+def gate_records(policy: Policy, sources: Sources, start: datetime) -> tuple[GateRecord, ...]:
+    """What the gate recorded since ``start``; nothing when MLflow cannot say (it is evidence, not an input)."""
+    try:
+        return sources.mlflow.decisions(policy.name, start)
+    except (StalledError, TransientError):
+        return ()
 
 
 def history_from(policy: Policy, trainings: Reading[tuple[TrainingRun, ...]],

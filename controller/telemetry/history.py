@@ -34,6 +34,17 @@ CarbonSamples = tuple[tuple[datetime, float], ...]  # (time, gCO2e/kWh), oldest 
 
 
 @dataclass(frozen=True)
+class GateRecord:
+    """One decision `greenops gate` recorded: when, retrain or skip, by what (rule, maxInterval, cron,
+    fallback), and why."""
+
+    at: datetime
+    decision: str
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class History:
     policy: str
     source: str
@@ -41,6 +52,7 @@ class History:
     evaluations: tuple[Evaluation, ...]
     carbon_samples: CarbonSamples | None = None  # None: the policy's constant applies
     energy_estimated: bool = False  # energy estimated from CPU/memory usage, not measured
+    gate_records: tuple[GateRecord, ...] = ()  # what the gate decided over the lookback, oldest first
 
     @property
     def carbon_intensity_g_per_kwh(self) -> float | None:

@@ -8,7 +8,10 @@ The only module that imports MLflow. Contract (DESIGN.md §6):
   data it learnt from, needed for greenops to choose the training window);
 - evaluation runs: tags ``greenops.policy``, ``greenops.kind=evaluation``, ``model_version``; the SLO
   metric's history, one point per evaluation window, timestamped at the window's end; optionally a
-  ``drift_score`` history with the same timestamps (a data-drift statistic of each window).
+  ``drift_score`` history with the same timestamps (a data-drift statistic of each window);
+- decision runs, written by `greenops gate`: tags ``greenops.policy``, ``greenops.kind=decision``,
+  ``greenops.decision`` (retrain or skip), ``greenops.decided_by`` (rule, maxInterval, cron, fallback) and
+  ``greenops.reason``; metrics ``serving_age_days``, ``value``, ``price`` and ``budget_debt`` when known.
 """
 
 import logging
@@ -22,7 +25,7 @@ from typing import Any
 
 from controller.errors import StalledError, TransientError
 from controller.redact import redact, safe_url
-from controller.telemetry.history import Evaluation, History, TrainingRun
+from controller.telemetry.history import Evaluation, GateRecord, History, TrainingRun
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # Bounded waits for a down server (MLflow's defaults retry for minutes); users may override both.
@@ -58,6 +61,9 @@ def _moment(millis: int) -> datetime:
 
 
 SQLITE_PREFIX = "sqlite:///"
+
+
+MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value
 
 
 @dataclass(frozen=True)
@@ -224,6 +230,25 @@ class MlflowTelemetry:
         run = self._call("create a run", self._client.create_run, experiment_id, start_time=_millis(started),
                          tags={"greenops.policy": policy, "greenops.kind": kind, **tags})
         return str(run.info.run_id)
+
+    def log_decision(self, policy: str, at: datetime, decision: GateRecord, metrics: dict[str, float]) -> str:
+        """Record one gate decision as a finished run; returns its id."""
+        run_id = self.start_run(policy, "decision", at, {
+            "greenops.decision": decision.decision, "greenops.decided_by": decision.by,
+            "greenops.reason": decision.reason[:MAX_TAG_CHARS]})
+        finite = {k: v for k, v in sorted(metrics.items()) if math.isfinite(v)}
+        self.finish_run(run_id, finite, RunStatus.to_string(RunStatus.FINISHED), at)
+        return run_id
+
+    def decisions(self, policy: str, since: datetime | None = None) -> tuple[GateRecord, ...]:
+        """The gate decisions of ``policy`` recorded since ``since``, oldest first."""
+        conditions = [f"attributes.start_time >= {_millis(since)}"] if since else []
+        found = []
+        for run in self._runs(policy, "decision", *conditions):
+            tags = run.data.tags
+            found.append(GateRecord(_moment(run.info.start_time), tags.get("greenops.decision", ""),
+                                          tags.get("greenops.decided_by", ""), tags.get("greenops.reason", "")))
+        return tuple(sorted(found, key=lambda d: d.at))
 
     @property
     def raw_uri(self) -> str:

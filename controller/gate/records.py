@@ -1,0 +1,22 @@
+"""What the gate did lately, in one line for the merge request and `greenops telemetry check`."""
+
+from collections import Counter
+
+from controller.telemetry.history import GateRecord
+
+
+def summarise(records: tuple[GateRecord, ...]) -> str | None:
+    """``42 gate decisions: 9 retrains (rule 7, maxInterval 2), 33 skips; latest skip: ...``; None without any."""
+    if not records:
+        return None
+    retrains = [r for r in records if r.decision == "retrain"]
+    skips = [r for r in records if r.decision != "retrain"]
+    by = Counter(r.by for r in retrains)
+    detail = f" ({', '.join(f'{k} {v}' for k, v in sorted(by.items()))})" if by else ""
+    fallbacks = sum(r.by == "fallback" for r in records)
+    text = (f"{len(records)} gate decisions: {len(retrains)} retrain{'s' * (len(retrains) != 1)}{detail}, "
+            f"{len(skips)} skip{'s' * (len(skips) != 1)}")
+    if fallbacks:
+        text += f"; {fallbacks} by the onTelemetryError fallback (the telemetry could not be used)"
+    latest = records[-1]
+    return f"{text}; latest ({latest.at.isoformat(timespec='minutes')}): {latest.decision}, {latest.reason}"

@@ -1,0 +1,123 @@
+"""The retrain rule: at each fire of the check schedule, does a retrain pay off now?
+
+One implementation, three callers: `greenops gate` (one decision from live telemetry), the simulator
+(thousands of decisions on simulated windows, as arrays) and the backtest (a decision per replayed
+fire). Everything here works on numpy arrays or plain floats alike.
+
+At a fire the rule weighs what a fresh model would buy over the serving one until the next fire
+against what a retrain costs now:
+
+- value, objective ``slo``: the expected SLO misses a fresh model avoids over the coming windows,
+  from the forecaster (the next window's effect forecast from the latest one, the age curve, the
+  forecast errors). A hard period, where fresh and old models both miss, has no value; nor has an
+  easy one, where both meet. While the SLO's error budget has room the value is discounted by
+  ``exp(budget_gain * debt)``, debt = (misses - allowed misses) / allowed misses over the recent
+  windows (negative: budget left); once the budget is spent (debt > 0) the price falls to
+  SPENT_BUDGET_PRICE, so any material forecast benefit is worth a retrain: the forecaster can be
+  wrong, the budget is what happened. A hard period's benefit stays below even that.
+- value, objective ``cost``: the expected quality a fresh model gains over the coming windows, in
+  windows of quality (the unit of C_alpha).
+- price: ``threshold`` times the energy of a retrain now relative to the mean one.
+
+Retrain when value > price, and always when waiting for the next fire would leave the serving model
+older than maxInterval (or older than any age the history has seen). ``threshold=None`` is a plain
+cron: retrain at every fire.
+"""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # the forecaster module imports scikit-learn; the rule itself needs only numpy
+    from controller.forecast.quality import QualityForecaster
+
+SPENT_BUDGET_PRICE = 0.005  # expected misses a retrain must avoid while the error budget is spent
+MAX_DISCOUNT_DEBT = 3.0  # with budget left the value is discounted by at most exp(-3 * budget_gain)
+
+
+@dataclass(frozen=True)
+class RuleParams:
+    """What Optuna tunes and the merge request renders; ``threshold=None``: retrain at every fire."""
+
+    threshold: float | None = None
+    budget_gain: float = 1.0
+    objective: str = "slo"  # slo | cost
+
+    @property
+    def gated(self) -> bool:
+        return self.threshold is not None
+
+    def describe(self) -> str:
+        if self.threshold is None:
+            return "retrain at every fire"
+        unit = "expected SLO misses avoided" if self.objective == "slo" else "windows of quality gained"
+        return f"retrain when a fresh model buys more than {self.threshold:g} {unit} per average retrain"
+
+
+PLAIN_CRON = RuleParams()  # every fire retrains: what a schedule without the gate does
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What the rule sees at one fire (arrays broadcast together: one lane per simulated path)."""
+
+    serving_age_days: np.ndarray | float  # age of the serving model now
+    fresh_age_days: np.ndarray | float  # age a retrain started now would have once it is ready (its duration)
+    latest_effect: np.ndarray | float  # effect of the latest window that ended
+    days_since_latest: np.ndarray | float  # from the end of that window to now
+    debt: np.ndarray | float  # (misses - allowed) / allowed over the recent windows; 0 without data
+    energy_ratio: np.ndarray | float  # energy of a retrain now / mean energy of a retrain
+    days_to_next_fire: float  # the value counts the windows until the next chance to retrain
+    window_days: float
+    max_age_days: float  # the serving model must never be older than this (maxInterval, or the data)
+    replicate: np.ndarray | int = 0  # which age curve of the forecaster each lane uses
+
+
+@dataclass(frozen=True)
+class Verdict:
+    retrain: np.ndarray  # bool
+    forced: np.ndarray  # bool: maxInterval or unknown ages, whatever the value
+    value: np.ndarray
+    price: np.ndarray
+
+
+def _coming_windows(situation: Situation) -> np.ndarray:
+    """Mid-points (days from now) of the windows until the next fire: at least one window."""
+    count = max(1, int(np.ceil(situation.days_to_next_fire / situation.window_days - 1e-9)))
+    return (np.arange(count) + 0.5) * situation.window_days
+
+
+def value_of_retraining(params: RuleParams, forecaster: "QualityForecaster", situation: Situation,
+                        target: float) -> np.ndarray:
+    """Expected misses avoided (slo) or quality gained (cost) over the coming windows by a fresh model."""
+    total: np.ndarray | float = 0.0
+    serving, fresh = np.asarray(situation.serving_age_days), np.asarray(situation.fresh_age_days)
+    for offset in _coming_windows(situation):
+        old = forecaster.curve(serving + offset, situation.replicate)
+        new = forecaster.curve(fresh + offset, situation.replicate)
+        if params.objective == "cost":
+            total = total + (new - old)
+            continue
+        steps = np.maximum((np.asarray(situation.days_since_latest) + offset) / situation.window_days, 1.0)
+        effect = forecaster.next_effect(situation.latest_effect, steps)
+        total = total + (forecaster.miss_probability(effect + old, target)
+                         - forecaster.miss_probability(effect + new, target))
+    if params.objective == "slo":
+        debt = np.asarray(situation.debt, dtype=float)
+        total = total * np.exp(params.budget_gain * np.clip(debt, -MAX_DISCOUNT_DEBT, 0.0))
+    return np.asarray(total)
+
+
+def decide_now(params: RuleParams, forecaster: "QualityForecaster | None", situation: Situation,
+               target: float, thresholds: np.ndarray | None = None) -> Verdict:
+    """The rule's verdict at one fire, lane by lane; ``thresholds`` (one per lane) replaces the rule's price
+    when the simulator replays several prices of the same rule at once."""
+    forced = np.asarray(situation.serving_age_days) + situation.days_to_next_fire > situation.max_age_days + 1e-9
+    if params.threshold is None or forecaster is None:
+        return Verdict(np.ones_like(forced), forced, np.full(forced.shape, np.inf), np.zeros(forced.shape))
+    value = value_of_retraining(params, forecaster, situation, target)
+    price = (params.threshold if thresholds is None else thresholds) * np.asarray(situation.energy_ratio, dtype=float)
+    if params.objective == "slo":  # a spent error budget: any material forecast benefit pays off
+        price = np.where(np.asarray(situation.debt) > 0, np.minimum(price, SPENT_BUDGET_PRICE), price)
+    return Verdict(np.asarray(forced | (value > price)), forced, value, np.asarray(price))
