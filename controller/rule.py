@@ -17,7 +17,9 @@ against what a retrain costs now:
   wrong, the budget is what happened. A hard period's benefit stays below even that.
 - value, objective ``cost``: the expected quality a fresh model gains over the coming windows, in
   windows of quality (the unit of C_alpha).
-- price: ``threshold`` times the energy of a retrain now relative to the mean one.
+- price: ``threshold`` times the cost of a retrain now relative to an average one: its energy times the
+  grid's carbon intensity at this hour over the mean, so at a dirty hour the rule waits for a greener
+  fire unless the benefit is large.
 
 Retrain when value > price, and always when waiting for the next fire would leave the serving model
 older than maxInterval (or older than any age the history has seen). ``threshold=None`` is a plain
@@ -67,7 +69,7 @@ class Situation:
     latest_effect: np.ndarray | float  # effect of the latest window that ended
     days_since_latest: np.ndarray | float  # from the end of that window to now
     debt: np.ndarray | float  # (misses - allowed) / allowed over the recent windows; 0 without data
-    energy_ratio: np.ndarray | float  # energy of a retrain now / mean energy of a retrain
+    cost_ratio: np.ndarray | float  # energy x grid intensity of a retrain now / those of an average retrain
     days_to_next_fire: float  # the value counts the windows until the next chance to retrain
     window_days: float
     max_age_days: float  # the serving model must never be older than this (maxInterval, or the data)
@@ -117,7 +119,7 @@ def decide_now(params: RuleParams, forecaster: "QualityForecaster | None", situa
     if params.threshold is None or forecaster is None:
         return Verdict(np.ones_like(forced), forced, np.full(forced.shape, np.inf), np.zeros(forced.shape))
     value = value_of_retraining(params, forecaster, situation, target)
-    price = (params.threshold if thresholds is None else thresholds) * np.asarray(situation.energy_ratio, dtype=float)
+    price = (params.threshold if thresholds is None else thresholds) * np.asarray(situation.cost_ratio, dtype=float)
     if params.objective == "slo":  # a spent error budget: any material forecast benefit pays off
         price = np.where(np.asarray(situation.debt) > 0, np.minimum(price, SPENT_BUDGET_PRICE), price)
     return Verdict(np.asarray(forced | (value > price)), forced, value, np.asarray(price))

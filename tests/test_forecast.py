@@ -68,9 +68,9 @@ def test_the_forecaster_scores_itself_on_the_history() -> None:
     assert 0 < forecaster.forecast_mae < 0.05 and np.isfinite(forecaster.naive_mae)
 
 
-def situation(age: float, effect: float, debt: float = 0.0, to_next: float = 1.0) -> Situation:
+def situation(age: float, effect: float, debt: float = 0.0, to_next: float = 1.0, cost: float = 1.0) -> Situation:
     return Situation(serving_age_days=age, fresh_age_days=-0.01, latest_effect=effect, days_since_latest=0.1,
-                     debt=debt, energy_ratio=1.0, days_to_next_fire=to_next, window_days=1.0, max_age_days=30.0)
+                     debt=debt, cost_ratio=cost, days_to_next_fire=to_next, window_days=1.0, max_age_days=30.0)
 
 
 def test_the_rule_skips_hard_periods_and_easy_ones_and_retrains_in_between() -> None:
@@ -103,6 +103,14 @@ def test_the_error_budget_moves_the_bar_and_max_interval_forces_a_retrain() -> N
     old = decide_now(rule, forecaster, situation(29.5, mean + 0.3), 0.9)
     assert bool(old.retrain) and bool(old.forced)
     assert bool(decide_now(PLAIN_CRON, forecaster, situation(0.1, mean + 0.3), 0.9).retrain)
+
+
+def test_a_retrain_at_a_dirty_hour_must_buy_more() -> None:
+    forecaster = forecaster_of(hard_period_history(0.01), target=0.9)
+    rule, mean = RuleParams(threshold=0.1), forecaster.effect_mean
+    green, dirty = (decide_now(rule, forecaster, situation(1.5, mean, cost=c), 0.9) for c in (0.5, 2.0))
+    assert float(green.value) == pytest.approx(float(dirty.value))
+    assert bool(green.retrain) and not bool(dirty.retrain) and float(dirty.price) == pytest.approx(0.2)
 
 
 def test_the_cost_objective_prices_quality_gained() -> None:

@@ -72,7 +72,7 @@ def situation_at(policy: Policy, history: History, model: CostModel, now: dateti
         latest_effect=forecaster.latest_effect if forecaster else 0.0,
         days_since_latest=max(0.0, (now.timestamp() - latest) / 86400),
         debt=float((padded - allowed) / max(allowed, 1e-9)),
-        energy_ratio=1.0,
+        cost_ratio=float(model.carbon.at([now])[0]) / (model.carbon.mean or 1.0),
         days_to_next_fire=(following - now) / DAY,
         window_days=policy.slo_window / DAY,
         max_age_days=min(policy.max_interval / DAY, model.max_age_days))

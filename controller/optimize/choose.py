@@ -15,6 +15,7 @@ from controller.policy.model import Policy
 CARBON_TIEBREAK = 0.01  # the start hour may move the objective by at most 1% of the energy
 COMPLIANCE_RESOLUTION = 0.001  # a tenth of a point of predicted SLO compliance: numerical ties
 ALTERNATIVES = 3
+HOUR_ENERGY_TOLERANCE = 0.03  # the start hour may cost this much more energy (simulation noise) to save carbon
 PreferenceKey = Callable[[Forecast], tuple[float, float, float, float, str, float]]
 
 
@@ -145,3 +146,22 @@ def alternatives(forecasts: Sequence[Forecast], best: Forecast, policy: Policy,
         if len(picked) == ALTERNATIVES:
             break
     return tuple(picked)
+
+
+def greenest(best: Forecast, same_but_hour: Sequence[Forecast], policy: Policy,
+             energy_per_retrain_kwh: float = 0.0) -> Forecast:
+    """The pick at the start hour with the least carbon, among those as acceptable as the pick (SLO and budget)
+    and within HOUR_ENERGY_TOLERANCE of its objective: under a gate, hours differ in energy by simulation noise
+    of a percent or so, which must not outweigh what the hour saves in carbon."""
+    def score(f: Forecast) -> float:
+        if policy.objective.kind == "cost":
+            return c_alpha(f, policy, energy_per_retrain_kwh)
+        return f.energy_kwh_per_period
+
+    def acceptable(f: Forecast) -> bool:
+        slo_ok = policy.objective.kind == "cost" or meets_slo(f, policy) or not meets_slo(best, policy)
+        return slo_ok and (within_budget(f, policy) or not within_budget(best, policy)) and not f.bound_violations
+
+    limit = score(best) * (1 + HOUR_ENERGY_TOLERANCE) + 1e-12
+    options = [f for f in same_but_hour if acceptable(f) and score(f) <= limit]
+    return min([best, *options], key=lambda f: (f.carbon_kg_per_period, score(f), f.schedule))

@@ -192,6 +192,7 @@ class _Replay:
         self.duration_days = model.retrain_duration / DAY
         self.gate_age = model.age_for_gain(gate)
         self.max_age = min(policy.max_interval / DAY, model.max_age_days)
+        self.mean_intensity = model.carbon.mean or 1.0
         self.deployed_at = np.full(count, -state.serving_age_days)
         self.retrains, self.deploys, self.carbon_g = np.zeros(count), np.zeros(count), np.zeros(count)
         self.estimate = lanes.before.copy()  # what the gate knows of the latest window's effect
@@ -210,7 +211,7 @@ class _Replay:
         situation = Situation(
             serving_age_days=age, fresh_age_days=-self.duration_days, latest_effect=self.estimate,
             days_since_latest=day - self.latest_end, debt=(self.missed - self.allowed) / max(self.allowed, 1e-9),
-            energy_ratio=1.0, days_to_next_fire=days_to_next, window_days=self.window_days,
+            cost_ratio=intensity / self.mean_intensity, days_to_next_fire=days_to_next, window_days=self.window_days,
             max_age_days=self.max_age, replicate=self.lanes.replicate)
         retrain = decide_now(self.rule, self.model.quality, situation, self.policy.slo_target, self.thresholds).retrain
         self.retrains += retrain

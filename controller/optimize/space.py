@@ -45,6 +45,7 @@ class SearchSpace:
     windows: dict[str, CostModel]  # label -> the cost model fitted for that training window
     rules: dict[str, RuleParams]  # label -> rule; today's first. Every point is simulated with all of them.
     simulate_point: Callable[[str, float, str], dict[str, Forecast]]
+    simulate_one: Callable[[str, float, str, RuleParams], Forecast]
     greenest_hour: int  # the allowed hour with the least carbon on average
 
     @property
@@ -61,6 +62,13 @@ class SearchSpace:
     def forecast(self, params: Params) -> Forecast:
         """The point under the rule ``params`` names (today's when it names none)."""
         return self.forecasts(params)[str(params.get("rule", next(iter(self.rules))))]
+
+    def at_every_hour(self, params: Params, rule: RuleParams) -> list[Forecast]:
+        """The point's cadence, gate and window with ``rule``, at each allowed start hour."""
+        cadence = self.cadences[str(params["cadence"])]
+        gate = float(str(params.get("gate", self.gates[0])))
+        window = str(params.get("window", next(iter(self.windows))))
+        return [self.simulate_one(expression(cadence, hour, self.minute), gate, window, rule) for hour in self.hours]
 
     def _extra_points(self) -> list[Params]:
         extra: list[Params] = [{}]
@@ -148,7 +156,11 @@ def search_space(policy: Policy, models: Sequence[CostModel], start: datetime, h
             simulated[key] = dict(zip(rules, forecasts, strict=True))
         return simulated[key]
 
+    def simulate_one(expr: str, gate: float, window: str, rule: RuleParams) -> Forecast:
+        cached = simulated.get((expr, gate, window), {}).get(rule_label(rule))
+        return cached or simulate_rules(expr, policy, windows[window], start, horizon, gate, [rule], state, seed)[0]
+
     by_utc_hour = np.mean([np.reshape(m.carbon.by_hour_of_week, (7, 24)).mean(axis=0) for m in models], axis=0)
     offset = start.astimezone(schedule.zone(policy.time_zone)).utcoffset() or timedelta(0)
     greenest = min(hours, key=lambda h: (by_utc_hour[(h - round(offset / timedelta(hours=1))) % 24], h))
-    return SearchSpace(cadences, hours, minute, gates, windows, rules, simulate_point, greenest)
+    return SearchSpace(cadences, hours, minute, gates, windows, rules, simulate_point, simulate_one, greenest)

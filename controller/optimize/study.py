@@ -20,7 +20,7 @@ from controller import schedule
 from controller.decision import Forecast
 from controller.errors import TransientError
 from controller.forecast.costmodel import CostModel
-from controller.optimize.choose import alternatives, choose, constraint_values, objective_value
+from controller.optimize.choose import alternatives, choose, constraint_values, greenest, objective_value
 from controller.optimize.simulate import StartState
 from controller.optimize.space import Params, SearchSpace, search_space
 from controller.policy.model import Policy
@@ -165,8 +165,16 @@ def tune(policy: Policy, models: Sequence[CostModel], start: datetime, horizon: 
     study.set_user_attr("best", dict(params))
     if storage:
         _prune(backend, prefix)
+    best = _greenest_hour(space, params, best, policy, energy)
     return TuningResult(best, note, len(done), space.size, time.perf_counter() - began, warm,
                         alternatives(forecasts, best, policy, energy))
+
+
+def _greenest_hour(space: SearchSpace, params: Params, best: Forecast, policy: Policy, energy: float) -> Forecast:
+    """The pick moved to its greenest acceptable start hour (only when carbon varies by hour)."""
+    if len(space.hours) < 2:
+        return best
+    return greenest(best, space.at_every_hour(params, best.rule), policy, energy)
 
 
 def exhaustive(policy: Policy, models: Sequence[CostModel], start: datetime, horizon: timedelta,
@@ -177,5 +185,7 @@ def exhaustive(policy: Policy, models: Sequence[CostModel], start: datetime, hor
     energy = models[0].energy_per_retrain_kwh
     forecasts = [f for p in space.points() for f in space.forecasts(p).values()]
     best, note = choose(forecasts, policy, energy)
+    best = _greenest_hour(space, next(p for p in space.points() if any(f is best for f in space.forecasts(p).values())),
+                          best, policy, energy)
     return TuningResult(best, note, space.size, space.size, time.perf_counter() - began, False,
                         alternatives(forecasts, best, policy, energy))
