@@ -9,7 +9,17 @@ from controller.forecast.costmodel import fit_cost_model
 from controller.forecast.quality import QualityForecaster
 from controller.optimize.decide import horizon_for, horizon_start, start_state
 from controller.optimize.simulate import simulate
-from controller.rule import PLAIN_CRON, RuleParams, Situation, decide_now
+from controller.rule import (
+    BUDGET_WINDOWS,
+    MAX_BOOST_DEBT,
+    PLAIN_CRON,
+    RuleParams,
+    Situation,
+    allowed_misses,
+    budget_debt,
+    budget_padding,
+    decide_now,
+)
 from controller.schedule import zone
 from controller.telemetry.history import Evaluation, History, TrainingRun
 
@@ -88,21 +98,34 @@ def test_the_rule_skips_hard_periods_and_easy_ones_and_retrains_in_between() -> 
 
 
 def test_the_error_budget_moves_the_bar_and_max_interval_forces_a_retrain() -> None:
-    """Budget left discounts the value; a spent budget makes any forecast benefit worth a retrain, but not a
-    hard period's nothing."""
+    """Budget left discounts the value; an overspent budget raises it, boundedly (the price is the tuned
+    one), so a hard period's nothing stays nothing."""
     forecaster = forecaster_of(hard_period_history(0.01), target=0.9)
     rule, mean = RuleParams(threshold=0.2), forecaster.effect_mean
     calm = decide_now(rule, forecaster, situation(1.5, mean), 0.9)
     left = decide_now(rule, forecaster, situation(1.5, mean, debt=-0.5), 0.9)
+    over = decide_now(rule, forecaster, situation(1.5, mean, debt=0.5), 0.9)
     spent = decide_now(rule, forecaster, situation(1.5, mean, debt=2.0), 0.9)
     assert float(left.value) == pytest.approx(float(calm.value) * np.exp(-0.5))
-    assert float(spent.value) == pytest.approx(float(calm.value)) and float(spent.price) == 0.005
+    assert float(over.value) == pytest.approx(float(calm.value) * np.exp(0.5))
+    assert float(spent.value) == pytest.approx(float(calm.value) * np.exp(MAX_BOOST_DEBT))
+    assert float(spent.price) == pytest.approx(0.2)
     assert not bool(calm.retrain) and bool(spent.retrain)
     hard = decide_now(rule, forecaster, situation(1.5, mean - 0.5, debt=2.0), 0.9)
-    assert float(hard.value) < 1e-3
+    assert float(hard.value) < 1e-3 and not bool(hard.retrain)
     old = decide_now(rule, forecaster, situation(29.5, mean + 0.3), 0.9)
     assert bool(old.retrain) and bool(old.forced)
     assert bool(decide_now(PLAIN_CRON, forecaster, situation(0.1, mean + 0.3), 0.9).retrain)
+
+
+def test_a_short_history_starts_on_budget() -> None:
+    """Windows before the data are assumed on plan: no debt from padding, whatever the compliance."""
+    for compliance in (0.8, 0.9, 0.99):
+        assert float(budget_debt(sum(budget_padding(compliance, 0)), compliance)) == pytest.approx(0.0)
+        five_misses = 5 + sum(budget_padding(compliance, 6))
+        assert float(budget_debt(five_misses, compliance)) == pytest.approx(
+            (five_misses - allowed_misses(compliance)) / allowed_misses(compliance))
+    assert budget_padding(0.9, BUDGET_WINDOWS + 3) == []
 
 
 def test_a_retrain_at_a_dirty_hour_must_buy_more() -> None:

@@ -18,7 +18,7 @@ from controller.decision import Decision, percent_change
 from controller.errors import StalledError
 from controller.forecast.costmodel import CostModel
 from controller.forecast.windows import fit_window_models
-from controller.gate.verdict import fit_for_gate, gate_decision
+from controller.gate.verdict import fallback, fit_for_gate, gate_decision, next_fire, serving_age
 from controller.optimize.choose import COMPLIANCE_RESOLUTION, objective_value
 from controller.optimize.decide import decide, horizon_for, horizon_start, start_state
 from controller.optimize.study import carbon_ceiling, exhaustive
@@ -123,9 +123,11 @@ class _Gate:
             history = history_until(self.setup, self.policy, retrains, day, self.settings.lookback_days)
             try:
                 model = fit_for_gate(self.policy, history, self.settings.seed)
-            except StalledError:
+            except StalledError as err:  # what `greenops gate` does then: the policy's onTelemetryError
+                wait = (next_fire(expression, self.policy.time_zone, moment) - moment) / timedelta(days=1)
+                verdict = fallback(self.policy, str(err), moment, serving_age(history, moment), wait)
                 self.counts["fallback"] = self.counts.get("fallback", 0) + 1
-                return True
+                return verdict.retrain
             self.cached = (key, model, history)
         _, model, history = self.cached
         verdict = gate_decision(self.policy, history, rule, expression, moment, self.settings.seed, model)

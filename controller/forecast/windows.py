@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from controller.errors import StalledError
-from controller.forecast.costmodel import CostModel, fit_cost_model
+from controller.forecast.costmodel import CURVE_REPLICATES, CostModel, fit_cost_model
 from controller.policy.durations import format_days
 from controller.policy.model import Policy
 from controller.telemetry.history import History, TrainingRun
@@ -45,26 +45,44 @@ def _by_window(history: History, today: float) -> dict[int, list[TrainingRun]]:
     return groups
 
 
-def _fit(history: History, policy: Policy, seed: int, window_days: float | None) -> CostModel:
+def _fit(history: History, policy: Policy, seed: int, window_days: float | None, score_itself: bool = True,
+         replicates: int = CURVE_REPLICATES) -> CostModel:
     return fit_cost_model(history, policy.slo_target, policy.slo_window, seed, policy.telemetry.carbon_constant,
-                          policy.promotion.deploy_energy_kwh, window_days)
+                          policy.promotion.deploy_energy_kwh, window_days, score_itself, replicates)
 
 
-def fit_window_models(history: History, policy: Policy, seed: int) -> WindowModels:
-    """Fit today's window (stalling as fit_cost_model does) and every other tried window in range that fits."""
-    training = policy.training
-    if training.window is None or not training.varies:
-        today = _days(training.window) if training.window else None
-        return WindowModels((_fit(history, policy, seed, today),), None)
-    assert training.min_window is not None and training.max_window is not None, "defaulted by the policy model"
-    today = _days(training.window)
-    groups = _by_window(history, today)
+def _todays_runs(history: History, today: float, groups: dict[int, list[TrainingRun]]) -> list[TrainingRun]:
     todays = groups.pop(_key(today), [])
     if not todays and groups:
         tried = ", ".join(format_days(key / MINUTES_PER_DAY) for key in sorted(groups))
         raise StalledError(f"no training run logged today's window ({format_days(today)}, spec.training.window); "
                            f"runs tried {tried}: set spec.training.window to one of them, or log "
                            "training_window_days on the runs that use it")
+    return todays
+
+
+def fit_todays_window(history: History, policy: Policy, seed: int, score_itself: bool = True,
+                      replicates: int = CURVE_REPLICATES) -> CostModel:
+    """The cost model of today's training window alone: what the gate decides with, on the runs reconcile
+    fits today's model on."""
+    training = policy.training
+    if training.window is None or not training.varies:
+        today = _days(training.window) if training.window else None
+        return _fit(history, policy, seed, today, score_itself, replicates)
+    today = _days(training.window)
+    todays = _todays_runs(history, today, _by_window(history, today))
+    return _fit(replace(history, trainings=tuple(todays)), policy, seed, today, score_itself, replicates)
+
+
+def fit_window_models(history: History, policy: Policy, seed: int) -> WindowModels:
+    """Fit today's window (stalling as fit_cost_model does) and every other tried window in range that fits."""
+    training = policy.training
+    if training.window is None or not training.varies:
+        return WindowModels((fit_todays_window(history, policy, seed),), None)
+    assert training.min_window is not None and training.max_window is not None, "defaulted by the policy model"
+    today = _days(training.window)
+    groups = _by_window(history, today)
+    todays = _todays_runs(history, today, groups)
     models = [_fit(replace(history, trainings=tuple(todays)), policy, seed, today)]
     considered, left_out = [f"{format_days(today)} today ({models[0].trainings} runs)"], []
     low, high = _key(_days(training.min_window)), _key(_days(training.max_window))

@@ -74,22 +74,30 @@ def _load(args: argparse.Namespace) -> "GateConfig":
 
 
 def _decide(config: "GateConfig", sources: "Sources", now: datetime) -> "GateDecision":
-    """The rule's decision, or the policy's fallback when the telemetry cannot support one."""
+    """The rule's decision, or the policy's fallback when the telemetry cannot support one. An unexpected
+    error in the fit is logged with its traceback and handled like unusable telemetry: the pipeline gets the
+    policy's documented fallback, not a crashed step."""
     from controller.errors import StalledError, TransientError
-    from controller.gate.verdict import fallback, gate_decision, plain_cron, serving_age
+    from controller.gate.verdict import fallback, gate_decision, next_fire, plain_cron, serving_age
     from controller.telemetry.assemble import load_history
 
     policy = config.policy
     if not config.rule.gated:
         return plain_cron(now)
+    wait = (next_fire(config.schedule, policy.time_zone, now) - now).total_seconds() / 86400
     try:
         history = load_history(policy, sources, now)
     except (StalledError, TransientError) as err:
-        return fallback(policy, str(err), now, _age_from_trainings(config, sources, now))
+        return fallback(policy, str(err), now, _age_from_trainings(config, sources, now), wait)
     try:
         return gate_decision(policy, history, config.rule, config.schedule, now, seed=0)
     except StalledError as err:
-        return fallback(policy, str(err), now, serving_age(history, now))
+        return fallback(policy, str(err), now, serving_age(history, now), wait)
+    except Exception as err:  # a bug in the fit must not fail the pipeline: fall back, loudly
+        log.exception("gate: the decision failed unexpectedly; applying onTelemetryError",
+                      extra={"policy": policy.name})
+        return fallback(policy, f"internal error {type(err).__name__}: {err}; please report it", now,
+                        serving_age(history, now), wait)
 
 
 def _age_from_trainings(config: "GateConfig", sources: "Sources", now: datetime) -> float | None:
@@ -123,11 +131,17 @@ def _record(config: "GateConfig", sources: "Sources", decision: "GateDecision") 
     return None
 
 
-def _write_decision(path: Path, decision: "GateDecision") -> None:
+def _write_decision(path: Path, decision: "GateDecision") -> str | None:
+    """Write the hand-off files; the problem, naming the file, when they cannot be written."""
     from controller.state import write_atomic
 
-    write_atomic(path.with_name(path.name + ".reason"), decision.reason + "\n")
-    write_atomic(path, decision.word + "\n")
+    try:
+        write_atomic(path.with_name(path.name + ".reason"), decision.reason + "\n")
+        write_atomic(path, decision.word + "\n")
+    except OSError as err:
+        return (f"cannot write the decision to {path} ({err.strerror or err}); check that its folder exists and "
+                "is writable (in the generated CronJob it is the greenops-decision emptyDir)")
+    return None
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
@@ -145,11 +159,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
     sources = open_sources(args.mlflow_uri or default_tracking_uri(args.state_dir),
                            args.prometheus_url or os.environ.get("PROMETHEUS_URL") or None)
     decision = _decide(config, sources, now)
+    problem = _write_decision(args.decision_file, decision) if args.decision_file else None
+    if problem:  # nothing recorded: the decision never reached the job
+        print(scrub(f"greenops gate: cannot decide: {problem}"), file=sys.stderr)
+        return EXIT_CANNOT_DECIDE
     warning = _record(config, sources, decision) if args.record else None
     log.info("gate decision", extra={"policy": config.policy.name, "decision": decision.word, "by": decision.by,
                                      "reason": decision.reason})
-    if args.decision_file:
-        _write_decision(args.decision_file, decision)
     if args.output == "json":
         print(scrub(json.dumps({"policy": config.policy.name, "decision": decision.word, "by": decision.by,
                                 "reason": decision.reason, "at": decision.at.isoformat(),

@@ -36,6 +36,16 @@ class GateConfig:
     source: str
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise GateConfigError(f"{path}: not UTF-8 text (byte {err.start}); regenerate it with greenops reconcile") \
+            from err
+    except OSError as err:
+        raise GateConfigError(f"{path}: cannot be read ({err.strerror or err}); check its permissions") from err
+
+
 def _yaml(text: str, shown: str) -> Any:
     try:
         return yaml.safe_load(text)
@@ -97,10 +107,10 @@ def load_gate_config(path: Path) -> GateConfig:
         for needed in (gate, policy):
             if not needed.is_file():
                 raise GateConfigError(f"{needed}: missing; mount the ConfigMap <policy>-gate that greenops generates")
-        return _config(_only_policy(policy, str(policy)), gate.read_text(encoding="utf-8"), str(gate))
+        return _config(_only_policy(policy, str(policy)), _read(gate), str(gate))
     if not path.is_file():
         raise GateConfigError(f"{path}: no such file or folder; pass the gate ConfigMap file or its mounted folder")
-    manifest = _yaml(path.read_text(encoding="utf-8"), str(path))
+    manifest = _yaml(_read(path), str(path))
     data = manifest.get("data") if isinstance(manifest, dict) and manifest.get("kind") == "ConfigMap" else None
     if not isinstance(data, dict) or not isinstance(data.get(GATE_FILE), str) \
             or not isinstance(data.get(POLICY_FILE), str):
@@ -133,7 +143,7 @@ def merged_rule(root: Path, policy: Policy, generated_dir: PurePosixPath) -> Rul
     if not path.is_file():
         return PLAIN_CRON
     try:
-        manifest = _yaml(path.read_text(encoding="utf-8"), str(path))
+        manifest = _yaml(_read(path), str(path))
         expression, rule, _, name = rule_from(yaml.safe_load(manifest["data"][GATE_FILE]), str(path))
     except (GateConfigError, KeyError, TypeError, yaml.YAMLError):
         return PLAIN_CRON

@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from controller import schedule
-from controller.forecast.costmodel import CostModel, fit_cost_model
+from controller.forecast.costmodel import CostModel
 from controller.forecast.observations import observe
-from controller.optimize.simulate import BUDGET_SPEND, BUDGET_WINDOWS
+from controller.forecast.windows import fit_todays_window
 from controller.policy.durations import format_days
 from controller.policy.model import Policy
-from controller.rule import RuleParams, Situation, decide_now
+from controller.rule import BUDGET_WINDOWS, RuleParams, Situation, budget_debt, budget_padding, decide_now
 from controller.telemetry.history import History
 
 DAY = timedelta(days=1)
@@ -51,9 +51,9 @@ def next_fire(expression: str, time_zone: str, now: datetime) -> datetime:
 
 
 def fit_for_gate(policy: Policy, history: History, seed: int) -> CostModel:
-    """The cost model as reconcile fits it, minus what only the merge request needs (self-scoring, spread)."""
-    return fit_cost_model(history, policy.slo_target, policy.slo_window, seed, policy.telemetry.carbon_constant,
-                          policy.promotion.deploy_energy_kwh, None, score_itself=False, replicates=GATE_REPLICATES)
+    """Today's training window's cost model as reconcile fits it, minus what only the merge request needs
+    (self-scoring, bootstrap replicates)."""
+    return fit_todays_window(history, policy, seed, score_itself=False, replicates=GATE_REPLICATES)
 
 
 def situation_at(policy: Policy, history: History, model: CostModel, now: datetime, following: datetime) -> Situation:
@@ -62,8 +62,7 @@ def situation_at(policy: Policy, history: History, model: CostModel, now: dateti
     seen = observe(history, policy.slo_window)
     ended = seen.times[seen.serving]
     misses = seen.serving_qualities()[-BUDGET_WINDOWS:] < policy.slo_target
-    allowed = (1 - policy.slo_compliance) * BUDGET_WINDOWS * BUDGET_SPEND
-    padded = misses.sum() + (BUDGET_WINDOWS - len(misses)) * (1 - policy.slo_compliance)
+    padded = float(misses.sum()) + sum(budget_padding(policy.slo_compliance, len(misses)))
     latest = float(ended.max()) if len(ended) else now.timestamp()
     forecaster = model.quality
     return Situation(
@@ -71,7 +70,7 @@ def situation_at(policy: Policy, history: History, model: CostModel, now: dateti
         fresh_age_days=-model.retrain_duration / DAY,
         latest_effect=forecaster.latest_effect if forecaster else 0.0,
         days_since_latest=max(0.0, (now.timestamp() - latest) / 86400),
-        debt=float((padded - allowed) / max(allowed, 1e-9)),
+        debt=float(budget_debt(padded, policy.slo_compliance)),
         cost_ratio=float(model.carbon.at([now])[0]) / (model.carbon.mean or 1.0),
         days_to_next_fire=(following - now) / DAY,
         window_days=policy.slo_window / DAY,
@@ -116,17 +115,20 @@ def gate_decision(policy: Policy, history: History, rule: RuleParams, expression
                         float(situation.debt))
 
 
-def fallback(policy: Policy, problem: str, now: datetime, serving_age_days: float | None) -> GateDecision:
-    """The policy's ``gate.onTelemetryError`` when the telemetry cannot be read or used."""
+def fallback(policy: Policy, problem: str, now: datetime, serving_age_days: float | None,
+             days_to_next_fire: float = 0.0) -> GateDecision:
+    """The policy's ``gate.onTelemetryError`` when the telemetry cannot be read or used. With ``skip`` a retrain
+    still happens when waiting for the next fire would leave the serving model older than maxAgeOnError (never
+    more than maxInterval)."""
     gate = policy.gate
     if gate.on_telemetry_error == "retrain":
         return GateDecision(now, True, "fallback", f"cannot decide ({problem}); onTelemetryError: retrain",
                             serving_age_days)
-    limit = gate.max_age_on_error or policy.max_interval
-    if serving_age_days is not None and serving_age_days * DAY > limit:
+    limit = min(gate.max_age_on_error or policy.max_interval, policy.max_interval)
+    if serving_age_days is not None and (serving_age_days + days_to_next_fire) * DAY > limit:
         return GateDecision(now, True, "fallback", f"cannot decide ({problem}); onTelemetryError: skip, but the "
-                            f"serving model is {format_days(serving_age_days)} old, over maxAgeOnError "
-                            f"{format_days(limit / DAY)}", serving_age_days)
+                            f"serving model is {format_days(serving_age_days)} old and would pass maxAgeOnError "
+                            f"{format_days(limit / DAY)} before the next fire", serving_age_days)
     known = f"the serving model is {format_days(serving_age_days)} old" if serving_age_days is not None \
         else "the serving model's age is unknown"
     return GateDecision(now, False, "fallback", f"cannot decide ({problem}); onTelemetryError: skip ({known})",

@@ -13,10 +13,10 @@ from controller.forecast.observations import observe
 from controller.gate.records import summarise
 from controller.optimize.errorbudget import ErrorBudget, error_budget, with_budget
 from controller.optimize.hysteresis import Observed, why
-from controller.optimize.simulate import BUDGET_WINDOWS, StartState, simulate
+from controller.optimize.simulate import StartState, simulate
 from controller.optimize.study import TuningResult, tune
 from controller.policy.model import Policy
-from controller.rule import PLAIN_CRON, RuleParams
+from controller.rule import BUDGET_WINDOWS, PLAIN_CRON, RuleParams
 from controller.telemetry.history import History
 
 MIN_HORIZON = timedelta(days=84)

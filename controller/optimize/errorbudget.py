@@ -11,9 +11,9 @@ from datetime import timedelta
 
 from controller.forecast.observations import observe
 from controller.policy.model import Policy
+from controller.rule import BUDGET_WINDOWS
 from controller.telemetry.history import History
 
-BUDGET_WINDOWS = 30  # about a month of daily windows, the usual SLO error-budget period
 MIN_WINDOWS = 10
 MAX_REQUIRED = 0.999
 

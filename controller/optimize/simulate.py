@@ -18,7 +18,7 @@ from the seed only: same inputs, same figures.
 The promotion gate deploys a retrain only when it is expected to beat the serving model by the
 gate: with quality decaying monotonically in age, that is when the serving model has reached the
 age at which the expected gain clears the gate. Each retrain's carbon is its energy times the grid
-intensity of the hour of week it starts in.
+intensity of the hour of week it starts in, and so is each deploy's.
 """
 
 import itertools
@@ -32,14 +32,12 @@ from controller.decision import Forecast
 from controller.forecast.costmodel import CostModel
 from controller.policy.durations import format_duration
 from controller.policy.model import Policy
-from controller.rule import PLAIN_CRON, RuleParams, Situation, decide_now
+from controller.rule import BUDGET_WINDOWS, PLAIN_CRON, RuleParams, Situation, budget_debt, budget_padding, decide_now
 
 DST_ALLOWANCE = timedelta(hours=1)  # a daily 02:00 job is 23 h or 25 h apart when clocks change
 LOWER_BOUND_QUANTILE = 0.10
 SAMPLES_PER_WINDOW = 6
 PATHS_PER_REPLICATE = 16
-BUDGET_WINDOWS = 30  # the error budget the rule watches: about a month of daily windows
-BUDGET_SPEND = 0.8  # the rule aims to spend this share of the error budget: the rest absorbs forecast errors
 DAY = timedelta(days=1)
 
 
@@ -165,16 +163,17 @@ def _plain_cron(policy: Policy, model: CostModel, lanes: _Lanes, state: StartSta
                 fire_days: list[float], intensity: np.ndarray, windows: int) -> _Outcome:
     """Every fire retrains: the same deploy times on every lane, so the whole horizon is scored at once."""
     duration, gate_age = model.retrain_duration / DAY, model.age_for_gain(gate)
-    deployed, deploys = [-state.serving_age_days], 0
-    for day in fire_days:
+    deployed, deploys, deploy_intensity = [-state.serving_age_days], 0, 0.0
+    for day, grid in zip(fire_days, intensity, strict=True):
         if day - deployed[-1] >= gate_age:
             deployed.append(day + duration)
             deploys += 1
+            deploy_intensity += float(grid)
     moments = _moments(windows, policy.slo_window / DAY)
     serving = np.asarray(deployed)[np.searchsorted(deployed, moments, side="right") - 1]
     meet, expected, realised = _Windows(policy, model, lanes).score(moments - serving, slice(None))
     count = len(lanes.replicate)
-    carbon = float(intensity.sum()) * model.energy_per_retrain_kwh
+    carbon = float(intensity.sum()) * model.energy_per_retrain_kwh + deploy_intensity * model.energy_per_deploy_kwh
     return _Outcome(meet, expected, realised, np.full(count, float(len(fire_days))), np.full(count, float(deploys)),
                     np.full(count, carbon))
 
@@ -198,9 +197,7 @@ class _Replay:
         self.estimate = lanes.before.copy()  # what the gate knows of the latest window's effect
         self.latest_end = -state.days_since_latest
         recent = [float(m) for m in state.recent_misses[-BUDGET_WINDOWS:]]
-        self.allowed = (1 - policy.slo_compliance) * BUDGET_WINDOWS * BUDGET_SPEND
-        padding = [1 - policy.slo_compliance] * (BUDGET_WINDOWS - len(recent))  # before the data: on budget
-        self.ring = np.tile(np.asarray(padding + recent), (count, 1))
+        self.ring = np.tile(np.asarray(budget_padding(policy.slo_compliance, len(recent)) + recent), (count, 1))
         self.missed = self.ring.sum(axis=1)
         self.sample_ages = np.zeros((count, SAMPLES_PER_WINDOW))
         self.samples = self.window = 0
@@ -210,13 +207,14 @@ class _Replay:
         age = day - self.deployed_at
         situation = Situation(
             serving_age_days=age, fresh_age_days=-self.duration_days, latest_effect=self.estimate,
-            days_since_latest=day - self.latest_end, debt=(self.missed - self.allowed) / max(self.allowed, 1e-9),
+            days_since_latest=day - self.latest_end, debt=budget_debt(self.missed, self.policy.slo_compliance),
             cost_ratio=intensity / self.mean_intensity, days_to_next_fire=days_to_next, window_days=self.window_days,
             max_age_days=self.max_age, replicate=self.lanes.replicate)
         retrain = decide_now(self.rule, self.model.quality, situation, self.policy.slo_target, self.thresholds).retrain
         self.retrains += retrain
-        self.carbon_g += retrain * (intensity * self.model.energy_per_retrain_kwh)
         deploy = retrain & (age >= self.gate_age)
+        self.carbon_g += intensity * (retrain * self.model.energy_per_retrain_kwh
+                                      + deploy * self.model.energy_per_deploy_kwh)
         self.deploys += deploy
         self.deployed_at = np.where(deploy, day + self.duration_days, self.deployed_at)
 
