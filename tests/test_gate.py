@@ -142,11 +142,55 @@ def test_the_wrapped_training_command_runs_only_on_retrain(tmp_path: Path) -> No
 
 def test_history_fit_is_the_one_reconcile_uses(tmp_path: Path) -> None:
     """Same history, same forecaster: the gate's point fit has the reconcile fit's curve."""
-    from controller.forecast.costmodel import fit_cost_model
+    from controller.forecast.windows import fit_window_models
     from controller.gate.verdict import fit_for_gate
 
     policy, history = gate_policy(), make_history(0.004)
     gate = fit_for_gate(policy, history, 0)
-    full = fit_cost_model(history, policy.slo_target, policy.slo_window, 0, 250.0)
+    full = fit_window_models(history, policy, 0).models[0]
     assert gate.quality is not None and full.quality is not None
     assert gate.quality.age_curve == pytest.approx(full.quality.age_curve)
+
+
+def test_an_unwritable_decision_file_cannot_decide_and_records_nothing(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    uri, config = store(tmp_path), _config(tmp_path, gate_policy())
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    assert _gate(config, uri, END.isoformat(), "--decision-file", str(blocker / "decision"), "--exit-zero") == 1
+    err = capsys.readouterr().err
+    assert f"cannot write the decision to {blocker / 'decision'}" in err and "Traceback" not in err
+    assert MlflowTelemetry(uri).decisions("fraud-detector") == ()
+
+
+def test_a_config_that_is_not_text_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    garbled = tmp_path / "garbled.gate.yaml"
+    garbled.write_bytes(b"kind: ConfigMap\n\xff\xfe\n")
+    assert _gate(garbled, f"sqlite:///{tmp_path / 'mlflow.db'}", END.isoformat()) == 1
+    assert f"{garbled}: not UTF-8 text" in capsys.readouterr().err
+
+
+def test_an_unexpected_fit_error_falls_back_instead_of_crashing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import controller.gate.verdict
+
+    def broken(*_: object, **__: object) -> None:
+        raise ValueError("array of sample points is empty")
+
+    monkeypatch.setattr(controller.gate.verdict, "gate_decision", broken)
+    uri, config = store(tmp_path), _config(tmp_path, gate_policy(gate={"onTelemetryError": "skip"}))
+    assert _gate(config, uri, (END - timedelta(hours=20)).isoformat()) == 4
+    out = json.loads(capsys.readouterr().out)
+    assert out["by"] == "fallback" and "internal error ValueError: array of sample points is empty" in out["reason"]
+
+
+@pytest.mark.parametrize(("age", "wait", "retrain"), [(8.0, 1.0, False), (9.5, 1.0, True), (29.0, 0.5, False),
+                                                     (29.0, 2.0, True)])
+def test_skip_on_error_still_retrains_before_the_model_passes_its_age_limit(age: float, wait: float,
+                                                                           retrain: bool) -> None:
+    """maxAgeOnError counts at the next fire; a limit above maxInterval is held to maxInterval (30d here)."""
+    from controller.gate.verdict import fallback
+
+    limit = "10d" if age < 20 else "60d"
+    policy = gate_policy(gate={"onTelemetryError": "skip", "maxAgeOnError": limit})
+    assert fallback(policy, "server down", END, age, wait).retrain is retrain

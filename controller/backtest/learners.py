@@ -6,26 +6,15 @@ watts per vCPU at full load, the same coefficient as the CPU/memory estimate pre
 """
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.base import ClassifierMixin
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.tree import DecisionTreeClassifier
 
 from controller.backtest.data import InputError, Stream
+from controller.estimators import CLASSIFIERS
 from controller.telemetry.promql import CCF_WATTS_PER_VCPU
 
-LEARNERS: dict[str, Callable[[int], ClassifierMixin]] = {
-    "forest": lambda seed: RandomForestClassifier(n_estimators=20, max_depth=10, n_jobs=1, random_state=seed),
-    "tree": lambda seed: DecisionTreeClassifier(max_depth=8, random_state=seed),
-    "hgb": lambda seed: HistGradientBoostingClassifier(max_iter=50, random_state=seed),
-    "logistic": lambda seed: make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)),
-}
+LEARNERS = CLASSIFIERS  # by --learner name
 
 
 @dataclass(frozen=True)

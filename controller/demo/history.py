@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from controller import schedule
 from controller.demo.stream import DriftingStream, DriftScenario
+from controller.estimators import Classifier, plain_logistic
 from controller.policy.model import Policy
 from controller.telemetry.mlflow_store import MlflowTelemetry
 
@@ -38,7 +38,7 @@ class DemoModel:
 @dataclass
 class _Version:
     name: str
-    model: LogisticRegression
+    model: Classifier
     ready: datetime
     points: list[tuple[datetime, float]]
 
@@ -47,9 +47,9 @@ def _days(moment: datetime, origin: datetime) -> float:
     return (moment - origin) / DAY
 
 
-def _train(stream: DriftingStream, spec: DemoModel, rng: np.random.Generator, fire_day: float) -> LogisticRegression:
+def _train(stream: DriftingStream, spec: DemoModel, rng: np.random.Generator, fire_day: float) -> Classifier:
     features, labels = stream.sample(rng, fire_day - spec.train_days, fire_day, spec.train_rows)
-    return LogisticRegression(max_iter=500).fit(features, labels)
+    return plain_logistic(features, labels)
 
 
 def generate(policy: Policy, spec: DemoModel, telemetry: MlflowTelemetry, start: datetime,

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
 
 from controller.errors import StalledError
+from controller.estimators import decreasing_curve_at
 from controller.forecast.carbon import CarbonProfile, fit_carbon_profile
 from controller.forecast.drift import DriftEffect, fit_drift_effect
 from controller.forecast.observations import Observations, observe
@@ -74,12 +74,6 @@ class CostModel:
         """Interpolate ``curve`` at ``ages_days``; unknown ages (beyond the data) give NaN."""
         values = np.interp(ages_days, self.age_grid_days, curve)
         return np.where(ages_days <= self.max_age_days, values, np.nan)
-
-
-def _isotonic(ages: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """The monotone decreasing quality-vs-age curve fitted to (ages, values), evaluated at ``grid``."""
-    model = IsotonicRegression(increasing=False, out_of_bounds="clip")
-    return np.asarray(model.fit(ages, values).predict(grid), dtype=float)
 
 
 def _energy(history: History) -> tuple[float, int]:
@@ -149,7 +143,8 @@ def fit_cost_model(history: History, target: float, window: timedelta, seed: int
             "quality per evaluation window with the model_version that served it (README, Telemetry contract)")
     energy, energy_samples = _energy(history)
     prior = _thin_history_reason(history, len(ages), energy_samples)
-    drift = None if prior else fit_drift_effect(ages, seen.qualities, seen.drifts, seen.times, _isotonic, seed)
+    drift = None if prior else fit_drift_effect(ages, seen.qualities, seen.drifts, seen.times, decreasing_curve_at,
+                                                seed)
     # With a drift effect the curves are fitted to drift-neutral qualities, then moved to today's drift.
     qualities = drift.remove(seen.qualities, seen.drifts) if drift else seen.qualities
     shift = drift.shift if drift else 0.0
@@ -163,7 +158,7 @@ def fit_cost_model(history: History, target: float, window: timedelta, seed: int
     forecaster = None if prior else fit_quality_forecaster(_scored(seen, qualities), grid, replicates, seed,
                                                            score_itself, shift)
     if forecaster is None:
-        mean_curve = p10_curve = _isotonic(ages, qualities, grid)
+        mean_curve = p10_curve = decreasing_curve_at(ages, qualities, grid)
     else:
         mean_curve = forecaster.age_curve + forecaster.effect_mean
         p10_curve = mean_curve + forecaster.spread_quantile(0.10)

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
+
+from controller.estimators import Classifier as Curve
+from controller.estimators import decreasing_curve
 
 BACKFIT_ROUNDS = 6
 MIN_COMPARED_WINDOWS = 5  # windows scored on two versions or more before the age curve is trusted
@@ -116,39 +118,35 @@ class QualityForecaster:
         return np.asarray(np.interp(target - np.asarray(expected, dtype=float), points, shares))
 
 
-def _isotonic(ages: np.ndarray, values: np.ndarray) -> IsotonicRegression:
-    return IsotonicRegression(increasing=False, out_of_bounds="clip").fit(ages, values)
-
-
 def _compared(scored: Scored) -> int:
     """Windows on which two or more versions were scored."""
     counts = np.bincount(scored.windows)
     return int(np.count_nonzero(counts >= 2))
 
 
-def backfit(scored: Scored, windows: int) -> tuple[IsotonicRegression, np.ndarray]:
+def backfit(scored: Scored, windows: int) -> tuple[Curve, np.ndarray]:
     """Alternate the age curve (on quality minus window effect) and the window effects (mean of quality
     minus curve over the versions scored on the window). A window scored on one version only gets the
     whole residual as its effect, so it informs the effect, never the curve."""
     effects = np.zeros(windows)
     counts = np.maximum(np.bincount(scored.windows, minlength=windows), 1)
-    curve = _isotonic(scored.ages, scored.qualities)
+    curve = decreasing_curve(scored.ages, scored.qualities)
     for _ in range(BACKFIT_ROUNDS):
         residual = scored.qualities - curve.predict(scored.ages)
         effects = np.bincount(scored.windows, weights=residual, minlength=windows) / counts
-        curve = _isotonic(scored.ages, scored.qualities - effects[scored.windows])
+        curve = decreasing_curve(scored.ages, scored.qualities - effects[scored.windows])
     return curve, effects
 
 
-def _age_only(scored: Scored, windows: int) -> tuple[IsotonicRegression, np.ndarray]:
+def _age_only(scored: Scored, windows: int) -> tuple[Curve, np.ndarray]:
     """No shadow evaluations: the curve by age alone; each window's effect is what the curve leaves."""
-    curve = _isotonic(scored.ages, scored.qualities)
+    curve = decreasing_curve(scored.ages, scored.qualities)
     residual = scored.qualities - curve.predict(scored.ages)
     counts = np.maximum(np.bincount(scored.windows, minlength=windows), 1)
     return curve, np.bincount(scored.windows, weights=residual, minlength=windows) / counts
 
 
-def _fit_curve(scored: Scored, windows: int) -> tuple[IsotonicRegression, np.ndarray, bool]:
+def _fit_curve(scored: Scored, windows: int) -> tuple[Curve, np.ndarray, bool]:
     separated = _compared(scored) >= MIN_COMPARED_WINDOWS
     curve, effects = backfit(scored, windows) if separated else _age_only(scored, windows)
     return curve, effects, separated
@@ -173,7 +171,7 @@ def _serving_rows(scored: Scored) -> np.ndarray:
     return rows
 
 
-def _one_step_errors(scored: Scored, curve: IsotonicRegression, effects: np.ndarray, mean: float,
+def _one_step_errors(scored: Scored, curve: Curve, effects: np.ndarray, mean: float,
                      persistence: float) -> np.ndarray:
     """Serving quality of each window minus its forecast from the previous window's effect."""
     rows = _serving_rows(scored)

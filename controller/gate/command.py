@@ -26,10 +26,11 @@ DESCRIPTION = """\
 Decide at one fire of a schedule whether a retrain pays off now, with the rule greenops tuned and the
 merged merge request put in Git: from the latest evaluations, the forecaster says how many SLO misses
 (or how much quality) a fresh model would buy until the next fire, and the rule compares that with
-the price of a retrain; an overspent error budget lowers the bar, and maxInterval forces a retrain.
-The decision is printed, logged, written to --decision-file and recorded in MLflow (a run tagged
-greenops.kind=decision). Exit 0: retrain; 4: skip; 1: cannot decide (bad configuration). When the
-telemetry is unreachable or too thin, spec.gate.onTelemetryError decides (retrain by default)."""
+the price of a retrain; an overspent error budget raises the value (boundedly), and maxInterval
+forces a retrain. The decision is printed, logged, written to --decision-file and recorded in MLflow
+(a run tagged greenops.kind=decision). Exit 0: retrain; 4: skip; 1: cannot decide (bad configuration,
+unwritable decision file). When the telemetry cannot be read or used, spec.gate.onTelemetryError
+decides (retrain by default); on history too thin for the forecaster every fire retrains."""
 
 EXAMPLE = """\
 examples:

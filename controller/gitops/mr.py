@@ -145,12 +145,15 @@ def _evidence(policy: Policy, decision: Decision) -> list[str]:
         *([f"- Gate: {e.gate_note}."] if e.gate_note else []),
         *([f"- Observed SLO compliance over the last {e.observed_windows} windows: {e.observed_compliance:.1%} "
            f"(SLO {policy.slo_compliance:.0%})."] if e.observed_compliance is not None else []),
-        f"- Optuna: {e.trials} trials (seed {e.seed}) over {e.search_space} points (cadence, start hour, rule price, "
-        f"promotion gate, training window) within minInterval {format_duration(policy.min_interval)} / maxInterval "
-        f"{format_duration(policy.max_interval)}; simulated over {e.horizon_days} days.",
-        f"- Compliance is simulated with the rule deciding at every fire, on {PATHS_PER_REPLICATE} paths of window "
-        f"effects for each of {CURVE_REPLICATES} bootstrap replicates of the age curve; the lower bound is the 10th "
-        "percentile over the replicates.",
+        f"- Optuna: {e.trials} trials (seed {e.seed}) over {e.search_space} points (cadence, start hour, "
+        "promotion gate, training window; every rule price simulated at each) within minInterval "
+        f"{format_duration(policy.min_interval)} / maxInterval {format_duration(policy.max_interval)}; simulated "
+        f"over {e.horizon_days} days.",
+        ("- Compliance is simulated from the conservative prior's chance to meet the SLO at each age (one curve, "
+         "no bootstrap: the history is too thin for one)." if e.prior else
+         f"- Compliance is simulated with the rule deciding at every fire, on {PATHS_PER_REPLICATE} paths of window "
+         f"effects for each of {CURVE_REPLICATES} bootstrap replicates of the age curve; the lower bound is the "
+         "10th percentile over the replicates."),
         f"- Model ages beyond {e.max_age_days:.1f} days were never observed and count as SLO misses.",
     ]
 
