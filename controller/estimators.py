@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
 Classifier = Any  # a fitted or unfitted scikit-learn classifier (sklearn ships no type hints)
+Curve = IsotonicRegression  # a fitted decreasing_curve: predict(ages) gives quality
 
 
 def _forest(seed: int) -> Classifier:

@@ -24,8 +24,7 @@ from functools import cached_property
 
 import numpy as np
 
-from controller.estimators import Classifier as Curve
-from controller.estimators import decreasing_curve
+from controller.estimators import Curve, decreasing_curve
 
 BACKFIT_ROUNDS = 6
 MIN_COMPARED_WINDOWS = 5  # windows scored on two versions or more before the age curve is trusted

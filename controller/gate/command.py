@@ -85,20 +85,23 @@ def _decide(config: "GateConfig", sources: "Sources", now: datetime) -> "GateDec
     policy = config.policy
     if not config.rule.gated:
         return plain_cron(now)
-    wait = (next_fire(config.schedule, policy.time_zone, now) - now).total_seconds() / 86400
+
+    def fall_back(problem: str, age: float | None) -> "GateDecision":
+        wait = (next_fire(config.schedule, policy.time_zone, now) - now).total_seconds() / 86400
+        return fallback(policy, problem, now, age, wait)
+
     try:
         history = load_history(policy, sources, now)
     except (StalledError, TransientError) as err:
-        return fallback(policy, str(err), now, _age_from_trainings(config, sources, now), wait)
+        return fall_back(str(err), _age_from_trainings(config, sources, now))
     try:
         return gate_decision(policy, history, config.rule, config.schedule, now, seed=0)
     except StalledError as err:
-        return fallback(policy, str(err), now, serving_age(history, now), wait)
+        return fall_back(str(err), serving_age(history, now))
     except Exception as err:  # a bug in the fit must not fail the pipeline: fall back, loudly
         log.exception("gate: the decision failed unexpectedly; applying onTelemetryError",
                       extra={"policy": policy.name})
-        return fallback(policy, f"internal error {type(err).__name__}: {err}; please report it", now,
-                        serving_age(history, now), wait)
+        return fall_back(f"internal error {type(err).__name__}: {err}; please report it", serving_age(history, now))
 
 
 def _age_from_trainings(config: "GateConfig", sources: "Sources", now: datetime) -> float | None:
