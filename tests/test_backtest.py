@@ -11,7 +11,7 @@ import pytest
 from controller.backtest import strategies
 from controller.backtest.data import Stream
 from controller.backtest.learners import ModelBank
-from controller.backtest.timeline import Retrain, Setup, score, serving_days
+from controller.backtest.timeline import Outcome, Retrain, Setup, carbon_shift, score, serving_days
 from controller.demo.stream import DriftingStream, DriftScenario
 
 from .conftest import VENV_BIN
@@ -51,6 +51,22 @@ def test_fixed_cadence_energy_and_carbon_are_those_of_the_retrains() -> None:
     at_night = score(setup, "weekly at 03:00", [Retrain(r.day, 3) for r in weekly.retrains])
     assert at_night.carbon_kg == pytest.approx(weekly.carbon_kg / 10)
     assert weekly.carbon_kg == pytest.approx(weekly.energy_kwh * 100 / 1000)
+
+
+def test_carbon_shift_compares_the_start_hours_with_each_days_greenest_hour_and_the_best_single_hour() -> None:
+    """Even days are greenest at 03:00 (10 g), odd days at 05:00; noon is 100 g and every other hour 80 g."""
+    day_of = [(10.0 if h == 3 else 80.0) if d % 2 == 0 else (10.0 if h == 5 else 80.0) for d in range(2)
+              for h in range(24)]
+    carbon = np.asarray(day_of)
+    carbon[12], carbon[24 + 12] = 100.0, 100.0
+    setup = flip_setup(carbon)
+    outcome = Outcome("at 03:00", tuple(Retrain(day, 3) for day in (12, 13, 14, 15)), np.zeros(0), 0.0, 0.0, 1.0)
+    energy = [setup.bank[d].energy_kwh for d in (12, 13, 14, 15)]
+    shift = carbon_shift(setup, outcome)
+    assert shift["possible"] == pytest.approx(sum(energy) * 90)
+    assert shift["saved"] == pytest.approx((energy[0] + energy[2]) * 90 + (energy[1] + energy[3]) * 20)
+    assert shift["fixed"] == pytest.approx(max((energy[0] + energy[2]) * 90 + (energy[1] + energy[3]) * 20,
+                                               (energy[0] + energy[2]) * 20 + (energy[1] + energy[3]) * 90))
 
 
 def test_quality_and_compliance_follow_the_concept_flip() -> None:

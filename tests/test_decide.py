@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import yaml
 
+from controller.decision import Forecast
 from controller.errors import StalledError
 from controller.forecast.costmodel import fit_cost_model
+from controller.optimize.choose import choose
 from controller.optimize.decide import decide
+from controller.optimize.hysteresis import Observed, why
 from controller.policy.model import Policy, policy_from_data
 from controller.telemetry.history import Evaluation, History, TrainingRun
 
@@ -237,3 +240,30 @@ def test_the_merge_request_shows_the_rule_and_the_alternatives() -> None:
     assert "**Alternatives considered**" in body and body.count("| check ") + body.count("| retrain ") >= 3
     assert "rolling origin" in body and "hard periods are not taken for stale models" in body
     assert mr.title(policy, decision).startswith("greenops(fraud-detector): check daily at 02:00, retrain when")
+
+
+def _point(schedule: str, energy: float, compliance: float, lower: float) -> Forecast:
+    return Forecast(schedule, energy, energy, energy / 10, compliance, lower, 0.8, 0.7, 24.0, 24.0, ())
+
+
+def test_out_of_reach_slo_takes_the_cheapest_schedule_as_compliant_within_the_uncertainty() -> None:
+    """A hard period: no schedule reaches 90%; daily is the most compliant (lower bound 80%), weekly is as good
+    within the forecast's uncertainty (expected 81%), monthly is not (expected 78%)."""
+    policy = make_policy()
+    daily, weekly, monthly = (_point("0 2 * * *", 30.0, 0.83, 0.80), _point("0 2 * * 1", 4.0, 0.81, 0.77),
+                              _point("0 2 1 * *", 1.0, 0.78, 0.70))
+    best, note = choose([daily, weekly, monthly], policy)
+    assert best is weekly
+    assert note is not None and "the best predicted compliance is 80.0%" in note and "expected 81.0%" in note
+    best, note = choose([daily, monthly], policy)
+    assert best is daily and note is not None and note.endswith("or give the model more history.")
+
+
+def test_a_cheaper_schedule_as_good_within_the_uncertainty_is_proposed_when_the_slo_is_out_of_reach() -> None:
+    policy = make_policy()
+    daily, weekly, monthly = (_point("0 2 * * *", 30.0, 0.83, 0.80), _point("0 2 * * 1", 4.0, 0.81, 0.77),
+                              _point("0 2 1 * *", 1.0, 0.78, 0.70))
+    propose, reason = why(policy, daily, weekly, Observed(None, 0))
+    assert propose and "and its expected 81.0% is as good as today's 80.0% within the forecast's uncertainty" in reason
+    propose, reason = why(policy, daily, monthly, Observed(None, 0))
+    assert not propose and "none does better than today's 80.0%" in reason

@@ -173,8 +173,7 @@ def run_backtest(args: BacktestArgs) -> Results:
                      objective=_objective(args, policy))
     online = OnlineSettings(frame["reconcile"], lookback, args.seed, args.trials, args.check_search_every)
     greenops = greenops_online(setup, policy, online, progress)
-    saved, possible = carbon_shift(setup, greenops)
-    greenops = replace(greenops, extra={**greenops.extra, "carbon_shift": {"saved": saved, "possible": possible}})
+    greenops = replace(greenops, extra={**greenops.extra, "carbon_shift": carbon_shift(setup, greenops)})
     outcomes = [greenops, at_noon(setup, greenops), *_baselines(setup)]
     alphas = sorted({*ALPHAS, *([policy.objective.alpha] if policy.objective.kind == "cost" else [])})
     cara = {alpha: strategies.cara(setup, alpha) for alpha in alphas}

@@ -133,15 +133,19 @@ def score(setup: Setup, strategy: str, retrains: list[Retrain], **extra: object)
     return Outcome(strategy, done, quality, energy, carbon, compliance, dict(extra))
 
 
-def carbon_shift(setup: Setup, outcome: Outcome) -> tuple[float, float]:
-    """(saved, possible) gCO2e per kWh-weighted retrain: what the start hours saved against noon on the same
-    retrain days, and what the greenest allowed hour of each of those days would have saved (hindsight:
-    the physical limit of moving a retrain within its day)."""
+def carbon_shift(setup: Setup, outcome: Outcome) -> dict[str, float]:
+    """gCO2e (kWh-weighted) that the start hours saved against noon on the same retrain days (``saved``), what
+    the greenest allowed hour of each of those days would have saved (``possible``: hindsight, the physical
+    limit of moving a retrain within its day), and what the best single start hour for all of them would
+    have saved (``fixed``: the limit of any cron with one start hour, also in hindsight)."""
     saved = possible = 0.0
+    by_hour = dict.fromkeys(setup.allowed_hours, 0.0)
     for retrain in outcome.retrains:
         energy = setup.bank[retrain.day].energy_kwh
         noon = setup.carbon_at(retrain.day, NOON)
-        greenest = min(setup.carbon_at(retrain.day, hour) for hour in setup.allowed_hours)
+        intensity = {hour: setup.carbon_at(retrain.day, hour) for hour in setup.allowed_hours}
         saved += energy * (noon - setup.carbon_at(retrain.day, retrain.hour))
-        possible += energy * (noon - greenest)
-    return saved, possible
+        possible += energy * (noon - min(intensity.values()))
+        for hour, value in intensity.items():
+            by_hour[hour] += energy * (noon - value)
+    return {"saved": saved, "possible": possible, "fixed": max(by_hour.values(), default=0.0)}

@@ -8,7 +8,7 @@ forecast for today's schedule (not only the pessimistic bound) says the SLO is a
 from dataclasses import dataclass
 
 from controller.decision import Forecast, percent_change
-from controller.optimize.choose import COMPLIANCE_RESOLUTION, c_alpha, within_budget
+from controller.optimize.choose import COMPLIANCE_RESOLUTION, as_good_within_uncertainty, c_alpha, within_budget
 from controller.policy.model import Policy
 
 
@@ -74,13 +74,14 @@ def why(policy: Policy, current: Forecast, proposed: Forecast, observed: Observe
         return True, (f"the current schedule puts the SLO at risk (predicted compliance "
                       f"{current.compliance_lower:.1%} < {need:.1%})")
     out_of_reach = proposed.compliance_lower < need
-    if out_of_reach and proposed.compliance_lower < current.compliance_lower - slack:
+    if out_of_reach and not as_good_within_uncertainty(proposed, current):
         return False, (f"no schedule within the bounds is predicted to keep the SLO, and none does better "
                        f"than today's {current.compliance_lower:.1%}")
     energy = -percent_change(current.energy_kwh_per_period, proposed.energy_kwh_per_period)
     carbon = -percent_change(current.carbon_kg_per_period, proposed.carbon_kg_per_period)
-    keeping = (f"no schedule within the bounds is predicted to keep the SLO (best {proposed.compliance_lower:.1%} "
-               f"< {need:.1%}) and this one is as good as today's (within {slack:.1%})" if out_of_reach
+    keeping = (f"no schedule within the bounds is predicted to keep the SLO ({proposed.compliance_lower:.1%} "
+               f"< {need:.1%} for this one) and its expected {proposed.compliance:.1%} is as good as today's "
+               f"{current.compliance_lower:.1%} within the forecast's uncertainty" if out_of_reach
                else "keeping the SLO")
     if max(energy, carbon) >= policy.min_saving_percent:
         return True, f"{savings(energy, carbon)} while {keeping}"
