@@ -14,7 +14,9 @@ from controller.forecast.costmodel import fit_cost_model
 from controller.optimize.choose import choose
 from controller.optimize.decide import decide
 from controller.optimize.hysteresis import Observed, why
+from controller.optimize.space import rule_choices
 from controller.policy.model import Policy, policy_from_data
+from controller.rule import PLAIN_CRON
 from controller.telemetry.history import Evaluation, History, TrainingRun
 
 from .conftest import PROJECT
@@ -207,9 +209,6 @@ def test_priority_budget_is_enforced_even_when_the_slo_cannot_be_kept() -> None:
 def test_no_retrains_are_added_to_a_healthy_model() -> None:
     """Production met the SLO in every recent window and today's forecast agrees: no proposal adds energy,
     even when the pessimistic bound alone would ask for it."""
-    from controller.decision import Forecast
-    from controller.optimize.hysteresis import Observed, why
-
     policy = make_policy(slo__compliance=0.95)
     current = Forecast("0 2 * * *", 30, 30, 5, 0.97, 0.94, 0.92, 0.9, 24, 24, ())
     denser = Forecast("0 2-23/12 * * *", 60, 60, 10, 0.99, 0.98, 0.93, 0.91, 12, 12, ())
@@ -267,3 +266,13 @@ def test_a_cheaper_schedule_as_good_within_the_uncertainty_is_proposed_when_the_
     assert propose and "and its expected 81.0% is as good as today's 80.0% within the forecast's uncertainty" in reason
     propose, reason = why(policy, daily, monthly, Observed(None, 0))
     assert not propose and "none does better than today's 80.0%" in reason
+
+
+def test_the_cost_rule_prices_a_retrain_in_shares_of_alpha() -> None:
+    """A retrain worth alpha = 10 windows of quality must be searchable at prices near 10, not only up to 1."""
+    history = make_history(0.004)
+    model = fit_cost_model(history, 0.9, timedelta(days=1), 7, 250.0)
+    for alpha in (0.01, 10.0):
+        policy = make_policy(objective={"kind": "cost", "alpha": alpha})
+        prices = [r.threshold for r in rule_choices(policy, [model], PLAIN_CRON).values() if r.threshold is not None]
+        assert min(prices) == pytest.approx(alpha * 0.003) and max(prices) == pytest.approx(alpha * 3)

@@ -25,9 +25,13 @@ from controller.policy.model import Policy
 from controller.rule import PLAIN_CRON, RuleParams
 
 GATE_STEPS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)  # minimum quality gains worth telling apart
-# Prices of a retrain: expected SLO misses it must avoid (slo), or windows of quality it must gain (cost).
+# Prices of a retrain: expected SLO misses it must avoid until the next fire (slo), or windows of quality it must
+# gain until the next fire (cost), as shares of alpha: alpha prices a retrain against its whole service life,
+# the rule's value counts only the windows until the next chance to retrain, so the right share depends on the
+# cadence and the drift and is tuned. (Fixed prices up to 1 window left alpha = 10 retraining ~2x as often as
+# maxInterval forces on NOAA, where no retrain pays that much.)
 SLO_THRESHOLDS = (0.0, 0.005, 0.02, 0.05, 0.2, 1.0, 5.0)
-COST_THRESHOLDS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+COST_PRICE_SHARES = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 ALWAYS = "always"  # the rule label of a plain cron: every fire retrains
 Params = dict[str, object]  # one point of the search space, as Optuna stores it
 
@@ -123,7 +127,8 @@ def rule_choices(policy: Policy, models: Sequence[CostModel], today: RuleParams)
         return rules if today.threshold is None else {ALWAYS: RuleParams(objective=policy.objective.kind)}
     objective = policy.objective.kind
     rules.setdefault(ALWAYS, RuleParams(objective=objective))
-    for threshold in SLO_THRESHOLDS if objective == "slo" else COST_THRESHOLDS:
+    alpha = policy.objective.alpha
+    for threshold in SLO_THRESHOLDS if objective == "slo" else tuple(alpha * share for share in COST_PRICE_SHARES):
         rule = RuleParams(threshold, objective=objective)
         rules.setdefault(rule_label(rule), rule)
     return rules
