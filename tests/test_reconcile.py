@@ -130,6 +130,26 @@ def test_plan_shows_the_diff_and_pushes_nothing(tmp_path: Path, mlflow_uri: str,
     assert not (tmp_path / "state" / "merge-requests").exists()
 
 
+@pytest.mark.parametrize(("command", "name", "hint"), [
+    ("reconcile", "fraud-detectr", " (did you mean fraud-detector?)"),
+    ("plan", "broken", ""),  # the name of a policy whose file is invalid
+])
+def test_an_unknown_policy_name_is_an_error_and_nothing_is_reconciled(
+        tmp_path: Path, mlflow_uri: str, capsys: pytest.CaptureFixture[str], command: str, name: str,
+        hint: str) -> None:
+    remote = make_remote(tmp_path, repo_files())
+    code = main([command, "--repo", str(remote), "--state-dir", str(tmp_path / "state"), "--mlflow-uri", mlflow_uri,
+                 "--trials", "40", "--as-of", END.isoformat(), "--policy", "churn-predictor", "--policy", name])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "greenops/" not in git("branch", "--all", cwd=remote) and recorded_push_options(remote) == []
+    assert not (tmp_path / "state" / "merge-requests").exists()
+    assert (f"{name}: stalled: --policy {name}: no valid policy of that name in policies/ of {remote}{hint}; valid "
+            "policies: churn-predictor, fraud-detector, ghost-model; nothing was reconciled") in out
+    assert "policies/broken.yaml: stalled: invalid policy file" in out  # why `broken` is not valid
+    assert "churn-predictor: " not in out and "Traceback" not in out
+
+
 def test_human_commit_on_bot_branch_is_never_overwritten(tmp_path: Path, mlflow_uri: str) -> None:
     remote = make_remote(tmp_path, repo_files())
     reconcile(settings(remote, tmp_path, mlflow_uri), push=True)
