@@ -97,8 +97,7 @@ def change_sets(proposals: list[tuple[Policy, Decision]], workspace: Workspace) 
         policies, decisions = [p for p, _ in members], [d for _, d in members]
         files: dict[PurePosixPath, str] = {}
         for policy, decision in members:
-            written = {path for path, text in files.items() if text}
-            files.update(render_changes(policy, decision.proposed, (on_target | written) - (set(files) - written)))
+            files.update(render_changes(policy, decision.proposed, on_target))
         if len(members) == 1 and not policies[0].proposal_group:
             title, body = mr.title(policies[0], decisions[0]), mr.body(policies[0], decisions[0])
         else:

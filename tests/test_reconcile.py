@@ -82,8 +82,8 @@ def test_first_pass_opens_merge_request_with_push_options(tmp_path: Path, mlflow
     assert git("rev-parse", f"{branch}~1", cwd=remote) == main_before
     assert git("log", "-1", "--format=%an <%ae>|%s", branch, cwd=remote) == (
         f"greenops <greenops@users.noreply>|{churn.title}")
-    manifest = yaml.safe_load(git("show", f"{branch}:manifests/generated/crm-ml/churn-predictor.cronjob.yaml",
-                                  cwd=remote))
+    path = "manifests/generated/crm-ml/churn-predictor/churn-predictor.cronjob.yaml"
+    manifest = yaml.safe_load(git("show", f"{branch}:{path}", cwd=remote))
     assert manifest["spec"]["schedule"] == churn.decision.proposed.schedule
 
     pushes = recorded_push_options(remote)
