@@ -124,6 +124,7 @@ def example_policy(name: str = "fraud-detector") -> str:
 def human_commit(remote: Path, branch: str, work: Path, file: str = "NOTES.md") -> str:
     """Bob (not the bot) clones ``branch`` into ``work``, commits ``file`` and pushes; returns the new tip."""
     git("clone", "--quiet", "--branch", branch, str(remote), str(work))
+    (work / file).parent.mkdir(parents=True, exist_ok=True)
     (work / file).write_text("wait for the quarter close\n")
     git("add", ".", cwd=work)
     git(*BOB, "commit", "--quiet", "-m", "hold", cwd=work)

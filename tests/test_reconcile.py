@@ -108,12 +108,16 @@ def test_the_local_forge_keeps_the_merge_request_where_mr_show_finds_it(
 
 
 def test_second_pass_without_new_telemetry_adds_no_commit(tmp_path: Path, mlflow_uri: str) -> None:
+    """Even after an unrelated commit on the target: the proposal is the same, so nothing is pushed."""
     remote = make_remote(tmp_path, repo_files())
     reconcile(settings(remote, tmp_path, mlflow_uri), push=True)
-    refs, pushes = git("show-ref", cwd=remote), len(recorded_push_options(remote))
+    human_commit(remote, "main", tmp_path / "human", "OTHER.md")
+    refs, pushes = git("for-each-ref", "refs/heads/greenops/", cwd=remote), len(recorded_push_options(remote))
     again = by_policy(reconcile(settings(remote, tmp_path, mlflow_uri), push=True))
-    assert again["churn-predictor"].proposal and again["churn-predictor"].proposal.status == "unchanged"
-    assert git("show-ref", cwd=remote) == refs and len(recorded_push_options(remote)) == pushes
+    churn = again["churn-predictor"]
+    assert churn.proposal and churn.proposal.status == "unchanged" and "up to date (no new commit)" in churn.message
+    assert git("for-each-ref", "refs/heads/greenops/", cwd=remote) == refs
+    assert len(recorded_push_options(remote)) == pushes
 
 
 def test_plan_shows_the_diff_and_pushes_nothing(tmp_path: Path, mlflow_uri: str,

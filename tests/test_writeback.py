@@ -86,18 +86,39 @@ def test_first_proposal_then_unchanged_rerun_then_updated_proposal(tmp_path: Pat
     assert listed.state == "open" and listed.head == updated.commit
 
 
-def test_a_moved_target_is_followed_and_a_merge_is_recognised(tmp_path: Path) -> None:
+def test_a_moved_target_alone_pushes_nothing_and_a_merge_is_recognised(tmp_path: Path) -> None:
+    """Issue 13: any commit on the target force-pushed every open bot branch, reported as a new proposal."""
     remote, workspace, forge = setup(tmp_path)
-    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    first = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    record = tmp_path / "state" / "merge-requests" / "fraud-detector.json"
+    before = record.read_text()
     human = tmp_path / "human"
     human_commit(remote, "main", human, "OTHER.md")
     moved = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
-    assert moved.status == "updated"
-    assert git("merge-base", "main", "greenops/fraud-detector", cwd=remote) == git("rev-parse", "main", cwd=remote)
+    assert moved.status == "unchanged" and moved.commit == first.commit
+    assert git("rev-parse", "greenops/fraud-detector", cwd=remote) == first.commit
+    assert len(recorded_push_options(remote)) == 2  # greenops' first push and Bob's, nothing since
+    assert record.read_text() == before  # and no write to the merge request
     git("pull", "--quiet", "--no-rebase", "origin", "greenops/fraud-detector", cwd=human)
     git("push", "--quiet", "origin", "main", cwd=human)
     merged = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
     assert merged.status == "in-sync" and forge.all()[0].state == "merged"
+
+
+def test_a_branch_that_no_longer_merges_cleanly_is_rebuilt_on_the_target(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    change = change_for(workspace, proposal())
+    first = write(workspace, forge, change, tmp_path)
+    kustomization = next(str(path) for path in change.files if path.name == "kustomization.yaml")
+    human = tmp_path / "human"
+    human_commit(remote, "main", human, kustomization)  # Bob adds the same file on the target
+    assert merge(human, "greenops/fraud-detector").returncode != 0  # CONFLICT (add/add)
+    git("merge", "--abort", cwd=human)
+    rebuilt = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert rebuilt.status == "updated" and rebuilt.commit != first.commit
+    assert git("rev-parse", "greenops/fraud-detector~1", cwd=remote) == git("rev-parse", "main", cwd=remote)
+    git("fetch", "--quiet", "origin", cwd=human)
+    assert merge(human, "greenops/fraud-detector").returncode == 0
 
 
 def test_human_commit_stops_the_bot_with_one_note(tmp_path: Path) -> None:
