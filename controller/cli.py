@@ -341,7 +341,9 @@ def _add_pass_options(parser: argparse.ArgumentParser) -> None:
                         "push proposals to (any git URL or path; env GREENOPS_REPO)")
     parser.add_argument("--target-branch", help="branch merge requests target (default: the remote's HEAD)")
     parser.add_argument("--policies-dir", default="policies", help="policy folder inside the repository")
-    parser.add_argument("--policy", action="append", metavar="NAME", help="only this policy (repeatable)")
+    parser.add_argument("--policy", action="append", metavar="NAME", help="only this policy and the rest of its "
+                        "proposal group (repeatable); a name that is no valid policy is an error (plan and reconcile "
+                        "then reconcile nothing; run logs it at every reload of the policies)")
     _add_forge_options(parser)
     _add_telemetry_options(parser)
 

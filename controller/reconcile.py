@@ -6,8 +6,9 @@ change sets (one per policy, or per ``proposal.group``) and written back, at mos
 and telemetry; one broken policy never stops the others.
 """
 
+import difflib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -96,8 +97,7 @@ def change_sets(proposals: list[tuple[Policy, Decision]], workspace: Workspace) 
         policies, decisions = [p for p, _ in members], [d for _, d in members]
         files: dict[PurePosixPath, str] = {}
         for policy, decision in members:
-            written = {path for path, text in files.items() if text}
-            files.update(render_changes(policy, decision.proposed, (on_target | written) - (set(files) - written)))
+            files.update(render_changes(policy, decision.proposed, on_target))
         if len(members) == 1 and not policies[0].proposal_group:
             title, body = mr.title(policies[0], decisions[0]), mr.body(policies[0], decisions[0])
         else:
@@ -172,6 +172,16 @@ def _load_policies(settings: Settings) -> tuple[Workspace, ValidationResult]:
     return workspace, validate_paths([workspace.root / settings.policies_dir], relative_to=workspace.root)
 
 
+def unknown_policy(name: str, known: Iterable[str], settings: Settings) -> str:
+    """Why ``--policy name`` matches nothing, with the names that would (a typo is the usual cause)."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    listing = f"valid policies: {', '.join(names)}" if names else "it holds no valid policy"
+    return (f"--policy {name}: no valid policy of that name in {settings.policies_dir}/ of "
+            f"{safe_url(settings.repo_url)}{hint}; {listing}")
+
+
 def policy_units(settings: Settings) -> tuple[dict[str, tuple[str, ...]], list[str]]:
     """The repository's valid policies as units reconciled together (a policy, or a ``proposal.group``),
     by unit name, and the problems of the invalid files. Raises StalledError or TransientError."""
@@ -191,15 +201,17 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
         status = "stalled" if isinstance(err, StalledError) else "transient"
         return [Outcome(name, status, str(err)) for name in settings.only or (safe_url(settings.repo_url),)]
     outcomes = list(_problem_outcomes(result.problems))
+    known = [p.name for p in result.policies]
+    unknown = [name for name in dict.fromkeys(settings.only) if name not in known]
+    if unknown:  # a mistyped --policy must not turn into a pass over every policy
+        return outcomes + [Outcome(name, "stalled", f"{unknown_policy(name, known, settings)}; nothing was "
+                                   "reconciled") for name in unknown]
     sources = open_sources(settings.mlflow_uri, settings.prometheus_url)
     now = settings.now or datetime.now(UTC)
-    known = {p.name for p in result.policies}
-    outcomes += [Outcome(name, "stalled", f"no valid policy named {name} in {settings.policies_dir}/ of "
-                         f"{safe_url(settings.repo_url)}") for name in settings.only if name not in known]
     wanted = _with_their_groups(settings.only, result.policies)
     proposals: list[tuple[Policy, Decision]] = []
     for policy in sorted(result.policies, key=lambda p: p.name):
-        if wanted and policy.name not in wanted:
+        if settings.only and policy.name not in wanted:
             continue
         log.info("reconciling", extra={"policy": policy.name})
         try:

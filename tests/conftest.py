@@ -62,6 +62,21 @@ def kustomize(directory: Path) -> str:
     return subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=True).stdout
 
 
+def kustomize_tree(folder: Path) -> str:
+    """What Flux's kustomize-controller builds from ``folder`` when it has no kustomization.yaml of its own:
+    every subfolder holding one, not descending further (an Argo CD ApplicationSet makes one app of each)."""
+    root = folder / "kustomization.yaml"
+    assert not root.exists(), f"{root} exists: greenops writes no file outside a policy's folder"
+    found = sorted(str(k.parent.relative_to(folder)) for k in folder.rglob("kustomization.yaml"))
+    outermost = [f for f in found if not any(f.startswith(f"{other}/") for other in found)]
+    root.write_text("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+                    + "".join(f"- {leaf}\n" for leaf in outermost))
+    try:
+        return kustomize(folder)
+    finally:
+        root.unlink()
+
+
 def kubernetes_validate(manifests: Path) -> subprocess.CompletedProcess[str]:
     """`kubernetes-validate --strict` on a file of manifests (Kubernetes' own schemas, unknown fields refused)."""
     validator = require_binary("kubernetes-validate")
@@ -109,6 +124,7 @@ def example_policy(name: str = "fraud-detector") -> str:
 def human_commit(remote: Path, branch: str, work: Path, file: str = "NOTES.md") -> str:
     """Bob (not the bot) clones ``branch`` into ``work``, commits ``file`` and pushes; returns the new tip."""
     git("clone", "--quiet", "--branch", branch, str(remote), str(work))
+    (work / file).parent.mkdir(parents=True, exist_ok=True)
     (work / file).write_text("wait for the quarter close\n")
     git("add", ".", cwd=work)
     git(*BOB, "commit", "--quiet", "-m", "hold", cwd=work)

@@ -82,8 +82,8 @@ def test_first_pass_opens_merge_request_with_push_options(tmp_path: Path, mlflow
     assert git("rev-parse", f"{branch}~1", cwd=remote) == main_before
     assert git("log", "-1", "--format=%an <%ae>|%s", branch, cwd=remote) == (
         f"greenops <greenops@users.noreply>|{churn.title}")
-    manifest = yaml.safe_load(git("show", f"{branch}:manifests/generated/crm-ml/churn-predictor.cronjob.yaml",
-                                  cwd=remote))
+    path = "manifests/generated/crm-ml/churn-predictor/churn-predictor.cronjob.yaml"
+    manifest = yaml.safe_load(git("show", f"{branch}:{path}", cwd=remote))
     assert manifest["spec"]["schedule"] == churn.decision.proposed.schedule
 
     pushes = recorded_push_options(remote)
@@ -108,12 +108,16 @@ def test_the_local_forge_keeps_the_merge_request_where_mr_show_finds_it(
 
 
 def test_second_pass_without_new_telemetry_adds_no_commit(tmp_path: Path, mlflow_uri: str) -> None:
+    """Even after an unrelated commit on the target: the proposal is the same, so nothing is pushed."""
     remote = make_remote(tmp_path, repo_files())
     reconcile(settings(remote, tmp_path, mlflow_uri), push=True)
-    refs, pushes = git("show-ref", cwd=remote), len(recorded_push_options(remote))
+    human_commit(remote, "main", tmp_path / "human", "OTHER.md")
+    refs, pushes = git("for-each-ref", "refs/heads/greenops/", cwd=remote), len(recorded_push_options(remote))
     again = by_policy(reconcile(settings(remote, tmp_path, mlflow_uri), push=True))
-    assert again["churn-predictor"].proposal and again["churn-predictor"].proposal.status == "unchanged"
-    assert git("show-ref", cwd=remote) == refs and len(recorded_push_options(remote)) == pushes
+    churn = again["churn-predictor"]
+    assert churn.proposal and churn.proposal.status == "unchanged" and "up to date (no new commit)" in churn.message
+    assert git("for-each-ref", "refs/heads/greenops/", cwd=remote) == refs
+    assert len(recorded_push_options(remote)) == pushes
 
 
 def test_plan_shows_the_diff_and_pushes_nothing(tmp_path: Path, mlflow_uri: str,
@@ -128,6 +132,26 @@ def test_plan_shows_the_diff_and_pushes_nothing(tmp_path: Path, mlflow_uri: str,
     assert "+  schedule:" in out and "would push greenops/churn-predictor" in out
     assert "greenops/" not in git("branch", "--all", cwd=remote) and recorded_push_options(remote) == []
     assert not (tmp_path / "state" / "merge-requests").exists()
+
+
+@pytest.mark.parametrize(("command", "name", "hint"), [
+    ("reconcile", "fraud-detectr", " (did you mean fraud-detector?)"),
+    ("plan", "broken", ""),  # the name of a policy whose file is invalid
+])
+def test_an_unknown_policy_name_is_an_error_and_nothing_is_reconciled(
+        tmp_path: Path, mlflow_uri: str, capsys: pytest.CaptureFixture[str], command: str, name: str,
+        hint: str) -> None:
+    remote = make_remote(tmp_path, repo_files())
+    code = main([command, "--repo", str(remote), "--state-dir", str(tmp_path / "state"), "--mlflow-uri", mlflow_uri,
+                 "--trials", "40", "--as-of", END.isoformat(), "--policy", "churn-predictor", "--policy", name])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "greenops/" not in git("branch", "--all", cwd=remote) and recorded_push_options(remote) == []
+    assert not (tmp_path / "state" / "merge-requests").exists()
+    assert (f"{name}: stalled: --policy {name}: no valid policy of that name in policies/ of {remote}{hint}; valid "
+            "policies: churn-predictor, fraud-detector, ghost-model; nothing was reconciled") in out
+    assert "policies/broken.yaml: stalled: invalid policy file" in out  # why `broken` is not valid
+    assert "churn-predictor: " not in out and "Traceback" not in out
 
 
 def test_human_commit_on_bot_branch_is_never_overwritten(tmp_path: Path, mlflow_uri: str) -> None:

@@ -7,10 +7,10 @@ import yaml
 
 from controller.decision import Forecast
 from controller.policy.validate import validate_paths
-from controller.render import GENERATED_DIR, render_changes, render_cronjob
+from controller.render import GENERATED_DIR, policy_dir, render_changes, render_cronjob
 from controller.rule import RuleParams
 
-from .conftest import PROJECT, kubernetes_validate, kustomize
+from .conftest import PROJECT, kubernetes_validate, kustomize, kustomize_tree
 
 
 def _policies() -> dict[str, object]:
@@ -24,13 +24,11 @@ def _proposal(schedule: str, gate: float = 0.0, window_days: float | None = None
 
 
 def _write_all(root: Path, threshold: float | None = None) -> None:
-    existing: set[PurePosixPath] = set()
     for policy in _policies().values():
         proposal = _proposal("17 3 * * 1,4", 0.005, 14, threshold)
-        for relative, text in render_changes(policy, proposal, existing).items():  # type: ignore[arg-type]
+        for relative, text in render_changes(policy, proposal, set()).items():  # type: ignore[arg-type]
             (root / relative).parent.mkdir(parents=True, exist_ok=True)
             (root / relative).write_text(text)
-            existing.add(relative)
 
 
 def test_cronjob_is_deterministic_and_says_where_it_comes_from() -> None:
@@ -57,17 +55,39 @@ def test_the_tuned_gate_and_training_window_are_passed_to_the_job() -> None:
     assert env["GREENOPS_PROMOTION_MIN_GAIN"] == "0.005" and env["GREENOPS_TRAINING_WINDOW"] == "1d12h"
 
 
-def test_kustomizations_list_every_generated_file(tmp_path: Path) -> None:
+def test_each_policy_writes_only_its_own_kustomize_folder(tmp_path: Path) -> None:
+    """No file is shared between policies, so their merge requests merge in any order (issue 13)."""
+    written: dict[str, set[PurePosixPath]] = {}
+    for name, policy in _policies().items():
+        written[name] = set(render_changes(policy, _proposal("17 3 * * 1,4", threshold=0.02), set()))  # type: ignore[arg-type]
+        assert all(path.parent == policy_dir(policy) for path in written[name])  # type: ignore[arg-type]
+    assert not set.intersection(*written.values())
     _write_all(tmp_path)
-    top = yaml.safe_load((tmp_path / GENERATED_DIR / "kustomization.yaml").read_text())
-    assert top["resources"] == ["crm-ml", "payments-ml", "supply-ml"]
-    crm = yaml.safe_load((tmp_path / GENERATED_DIR / "crm-ml" / "kustomization.yaml").read_text())
+    crm = yaml.safe_load((tmp_path / GENERATED_DIR / "crm-ml" / "churn-predictor" / "kustomization.yaml").read_text())
     assert crm["resources"] == ["churn-predictor.cronjob.yaml"] and crm["namespace"] == "crm-ml"
+    assert sorted(str(p.relative_to(tmp_path / GENERATED_DIR)) for p in (tmp_path / GENERATED_DIR).rglob("*.yaml")
+                  if p.name == "kustomization.yaml") == ["crm-ml/churn-predictor/kustomization.yaml",
+                                                         "payments-ml/fraud-detector/kustomization.yaml",
+                                                         "supply-ml/demand-forecaster/kustomization.yaml"]
+
+
+def test_a_policy_that_moves_namespace_leaves_no_folder_behind() -> None:
+    policy = _policies()["churn-predictor"]
+    old = GENERATED_DIR / "old-ns" / "churn-predictor"
+    others = {GENERATED_DIR / "old-ns" / "churn-predictor-v2" / "churn-predictor-v2.cronjob.yaml",
+              GENERATED_DIR / "old-ns" / "team.yaml"}  # another policy's folder, and a file people keep there
+    files = render_changes(policy, _proposal("30 1 * * 1"), {old / "churn-predictor.cronjob.yaml",  # type: ignore[arg-type]
+                                                             old / "kustomization.yaml", *others})
+    assert files[old / "churn-predictor.cronjob.yaml"] == files[old / "kustomization.yaml"] == ""
+    assert not others & set(files) and files[policy_dir(policy) / "kustomization.yaml"]  # type: ignore[arg-type]
 
 
 def test_kubectl_kustomize_output_is_valid_kubernetes(tmp_path: Path) -> None:
     _write_all(tmp_path)
-    built = kustomize(tmp_path / GENERATED_DIR)
+    for policy in _policies().values():
+        (only,) = yaml.safe_load_all(kustomize(tmp_path / policy_dir(policy)))  # type: ignore[arg-type]
+        assert only["metadata"]["name"] == policy.name  # type: ignore[attr-defined]
+    built = kustomize_tree(tmp_path / GENERATED_DIR)
     documents = list(yaml.safe_load_all(built))
     assert sorted(d["metadata"]["name"] for d in documents) == [
         "churn-predictor", "demand-forecaster", "fraud-detector"]
@@ -88,11 +108,17 @@ def test_each_cronjob_names_its_decision_and_only_settings_change_it() -> None:
     assert digest["greenops.dev/policy-file"] == "policies/churn-predictor.yaml"
 
 
-def test_the_example_argo_cd_application_syncs_the_generated_folder() -> None:
-    application = yaml.safe_load((PROJECT / "manifests" / "argocd" / "greenops-schedules.application.yaml").read_text())
-    assert application["apiVersion"] == "argoproj.io/v1alpha1" and application["kind"] == "Application"
-    assert application["spec"]["source"]["path"] == str(GENERATED_DIR)
-    assert application["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+def test_the_example_argo_cd_applicationset_makes_one_application_per_policy_folder() -> None:
+    path = PROJECT / "manifests" / "argocd" / "greenops-schedules.applicationset.yaml"
+    appset = yaml.safe_load(path.read_text())
+    assert appset["apiVersion"] == "argoproj.io/v1alpha1" and appset["kind"] == "ApplicationSet"
+    (generator,) = appset["spec"]["generators"]
+    assert generator["git"]["directories"] == [{"path": f"{GENERATED_DIR}/*/*"}]  # <namespace>/<policy>
+    template = appset["spec"]["template"]
+    assert template["spec"]["source"]["path"] == "{{.path.path}}" and appset["spec"]["goTemplate"] is True
+    assert template["spec"]["destination"]["namespace"] == "{{index .path.segments 2}}"
+    assert template["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    assert template["metadata"]["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
 
 
 def test_a_gated_cronjob_checks_first_and_runs_the_unchanged_image_only_on_retrain() -> None:
@@ -114,18 +140,18 @@ def test_the_gate_configmap_holds_the_rule_and_the_policy(tmp_path: Path) -> Non
     from controller.gate.config import load_gate_config
 
     _write_all(tmp_path, threshold=0.02)
-    path = tmp_path / GENERATED_DIR / "payments-ml" / "fraud-detector.gate.yaml"
+    path = tmp_path / GENERATED_DIR / "payments-ml" / "fraud-detector" / "fraud-detector.gate.yaml"
     assert path.read_text().startswith("# Generated by greenops from policies/fraud-detector.yaml")
     config = load_gate_config(path)
     assert config.rule == RuleParams(0.02) and config.schedule == "17 3 * * 1,4"
     assert config.policy.name == "fraud-detector" and config.policy.slo_target == 0.9
-    namespace = yaml.safe_load((tmp_path / GENERATED_DIR / "payments-ml" / "kustomization.yaml").read_text())
-    assert namespace["resources"] == ["fraud-detector.cronjob.yaml", "fraud-detector.gate.yaml"]
+    folder = yaml.safe_load((path.parent / "kustomization.yaml").read_text())
+    assert folder["resources"] == ["fraud-detector.cronjob.yaml", "fraud-detector.gate.yaml"]
 
 
 def test_gated_manifests_pass_kubectl_kustomize_and_kubernetes_validation(tmp_path: Path) -> None:
     _write_all(tmp_path, threshold=0.02)
-    built = kustomize(tmp_path / GENERATED_DIR)
+    built = kustomize_tree(tmp_path / GENERATED_DIR)
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(built))
     assert ("ConfigMap", "churn-predictor-gate") in kinds and ("CronJob", "churn-predictor") in kinds
     (tmp_path / "built.yaml").write_text(built)
@@ -135,7 +161,8 @@ def test_gated_manifests_pass_kubectl_kustomize_and_kubernetes_validation(tmp_pa
 
 def test_a_plain_cron_after_a_gated_one_removes_the_gate_file() -> None:
     policy = _policies()["fraud-detector"]
-    gate = GENERATED_DIR / "payments-ml" / "fraud-detector.gate.yaml"
+    folder = GENERATED_DIR / "payments-ml" / "fraud-detector"
+    gate = folder / "fraud-detector.gate.yaml"
     files = render_changes(policy, _proposal("0 2 * * *"), {gate})  # type: ignore[arg-type]
     assert files[gate] == ""  # deleted by the write-back
-    assert "fraud-detector.gate.yaml" not in files[GENERATED_DIR / "payments-ml" / "kustomization.yaml"]
+    assert "fraud-detector.gate.yaml" not in files[folder / "kustomization.yaml"]

@@ -174,6 +174,29 @@ def test_a_long_outage_backs_off_at_the_interval_without_overflowing(tmp_path: P
         controller.scheduler.shutdown(wait=False)
 
 
+def test_run_names_an_unknown_policy_and_schedules_nothing_for_it(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from dataclasses import replace
+
+    from controller.reconcile import Settings
+    from controller.runtime import service
+    from controller.runtime.metrics import Metrics
+
+    remote = make_remote(tmp_path, repo_files())
+    wanted = replace(Settings(str(remote), tmp_path / "state", "sqlite:///x.db"), only=("churn-predictor", "ghost"))
+    settings = service.RunSettings(wanted, timedelta(hours=1), timedelta(0), timedelta(minutes=1), "127.0.0.1", 0)
+    controller = service.Controller(settings, Metrics())
+    controller.scheduler.start(paused=True)
+    try:
+        controller.discover()
+        assert [job.id for job in controller.scheduler.get_jobs()] == ["unit:churn-predictor"]
+    finally:
+        controller.scheduler.shutdown(wait=False)
+    (record,) = [r for r in caplog.records if "--policy ghost" in r.getMessage()]
+    assert record.levelname == "ERROR" and "valid policies: churn-predictor, fraud-detector, ghost-model" in \
+        record.getMessage()
+
+
 def test_a_listen_address_in_use_is_a_clear_user_error(tmp_path: Path) -> None:
     import socket
 

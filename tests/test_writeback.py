@@ -4,11 +4,14 @@ Decisions come from the real decision code on synthetic histories, so these test
 merge-request handling without MLflow; test_reconcile covers the whole pass.
 """
 
+import subprocess
 from dataclasses import replace
 from functools import cache
+from itertools import combinations, permutations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from controller.cli import main
 from controller.decision import Decision
@@ -22,17 +25,28 @@ from controller.gitops.writeback import ChangeSet, WriteBack, declined_proposals
 from controller.optimize.decide import decide
 from controller.policy.model import Policy
 from controller.reconcile import _undecided_members, _with_their_groups, change_sets
+from controller.render import GENERATED_DIR
 
-from .conftest import BOB, git, human_commit, make_remote, recorded_push_options
+from .conftest import (
+    ALICE,
+    BOB,
+    git,
+    human_commit,
+    kubernetes_validate,
+    kustomize_tree,
+    make_remote,
+    recorded_push_options,
+)
 from .test_decide import make_history, make_policy
 
 LABELS = ("greenops", "energy")
 
 
 @cache
-def proposal(decay: float = 0.002, name: str = "fraud-detector", group: str | None = None) -> tuple[Policy, Decision]:
+def proposal(decay: float = 0.002, name: str = "fraud-detector", group: str | None = None,
+             namespace: str = "payments-ml") -> tuple[Policy, Decision]:
     policy = replace(make_policy(schedule__minInterval="1d", schedule__maxInterval="10d"), name=name,
-                     proposal_group=group, source_file=f"policies/{name}.yaml")
+                     proposal_group=group, source_file=f"policies/{name}.yaml", namespace=namespace)
     history = make_history(decay)
     decision = decide(policy, history, [fit_cost_model(history, 0.9, policy.slo_window, 7, 250.0)], 7, 60)
     assert decision.propose
@@ -72,18 +86,39 @@ def test_first_proposal_then_unchanged_rerun_then_updated_proposal(tmp_path: Pat
     assert listed.state == "open" and listed.head == updated.commit
 
 
-def test_a_moved_target_is_followed_and_a_merge_is_recognised(tmp_path: Path) -> None:
+def test_a_moved_target_alone_pushes_nothing_and_a_merge_is_recognised(tmp_path: Path) -> None:
+    """Issue 13: any commit on the target force-pushed every open bot branch, reported as a new proposal."""
     remote, workspace, forge = setup(tmp_path)
-    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    first = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    record = tmp_path / "state" / "merge-requests" / "fraud-detector.json"
+    before = record.read_text()
     human = tmp_path / "human"
     human_commit(remote, "main", human, "OTHER.md")
     moved = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
-    assert moved.status == "updated"
-    assert git("merge-base", "main", "greenops/fraud-detector", cwd=remote) == git("rev-parse", "main", cwd=remote)
+    assert moved.status == "unchanged" and moved.commit == first.commit
+    assert git("rev-parse", "greenops/fraud-detector", cwd=remote) == first.commit
+    assert len(recorded_push_options(remote)) == 2  # greenops' first push and Bob's, nothing since
+    assert record.read_text() == before  # and no write to the merge request
     git("pull", "--quiet", "--no-rebase", "origin", "greenops/fraud-detector", cwd=human)
     git("push", "--quiet", "origin", "main", cwd=human)
     merged = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
     assert merged.status == "in-sync" and forge.all()[0].state == "merged"
+
+
+def test_a_branch_that_no_longer_merges_cleanly_is_rebuilt_on_the_target(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    change = change_for(workspace, proposal())
+    first = write(workspace, forge, change, tmp_path)
+    kustomization = next(str(path) for path in change.files if path.name == "kustomization.yaml")
+    human = tmp_path / "human"
+    human_commit(remote, "main", human, kustomization)  # Bob adds the same file on the target
+    assert merge(human, "greenops/fraud-detector").returncode != 0  # CONFLICT (add/add)
+    git("merge", "--abort", cwd=human)
+    rebuilt = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert rebuilt.status == "updated" and rebuilt.commit != first.commit
+    assert git("rev-parse", "greenops/fraud-detector~1", cwd=remote) == git("rev-parse", "main", cwd=remote)
+    git("fetch", "--quiet", "origin", cwd=human)
+    assert merge(human, "greenops/fraud-detector").returncode == 0
 
 
 def test_human_commit_stops_the_bot_with_one_note(tmp_path: Path) -> None:
@@ -151,7 +186,7 @@ def test_grouped_policies_share_one_branch_and_merge_request(tmp_path: Path) -> 
     assert result.status == "created" and "new schedules for 2 models" in change.title
     assert set(declined_proposals(change.body)) == {"fraud-detector", "card-risk"}
     files = git("ls-tree", "-r", "--name-only", "greenops/group-payments", cwd=remote).splitlines()
-    assert "manifests/generated/payments-ml/card-risk.cronjob.yaml" in files
+    assert "manifests/generated/payments-ml/card-risk/card-risk.cronjob.yaml" in files
 
 
 def test_new_merge_requests_are_capped_but_updates_go_through(tmp_path: Path) -> None:
@@ -257,3 +292,45 @@ def test_naming_one_policy_of_a_group_brings_the_whole_group() -> None:
                 proposal(0.004, name="card-risk", group="payments")[0], proposal(name="other")[0]]
     assert _with_their_groups(("fraud-detector",), policies) == {"fraud-detector", "card-risk"}
     assert _with_their_groups(("other",), policies) == {"other"}
+
+
+def merge(work: Path, branch: str) -> subprocess.CompletedProcess[str]:
+    """What a reviewer's merge button does: a merge commit of the bot branch into the checked-out target."""
+    return subprocess.run(["git", *ALICE, "merge", "--no-ff", "-m", f"Merge {branch}", f"origin/{branch}"], cwd=work,
+                          capture_output=True, text=True)
+
+
+def test_three_open_proposals_merge_in_any_order_and_render_after_each_merge(tmp_path: Path) -> None:
+    """Issue 13: merging the churn branch, then the demand branch, gave CONFLICT (add/add) in a shared
+    kustomization.yaml. Two of the three share a namespace, as teams' models do."""
+    remote, workspace, forge = setup(tmp_path)
+    members = [proposal(0.002, "churn-predictor", namespace="crm-ml"),
+               proposal(0.004, "demand-forecaster", namespace="crm-ml"), proposal(0.008, "fraud-detector")]
+    changes = change_sets(members, workspace)
+    assert [write(workspace, forge, change, tmp_path).status for change in changes] == ["created"] * 3
+    branches = [change.branch for change in changes]
+    touched = {b: set(git("diff", "--name-only", f"main...{b}", cwd=remote).split()) for b in branches}
+    for first, second in combinations(branches, 2):
+        both = touched[first] & touched[second]
+        assert not both, f"{first} and {second} both write {both}"
+    human = tmp_path / "human"
+    git("clone", "--quiet", str(remote), str(human))
+    trees: dict[frozenset[str], str] = {}
+    for order in permutations(branches):
+        git("checkout", "--quiet", "--detach", "origin/main", cwd=human)
+        for done, branch in enumerate(order, 1):
+            merged = merge(human, branch)
+            assert merged.returncode == 0, f"{' then '.join(order[:done])}: {merged.stdout}{merged.stderr}"
+            subset, tree = frozenset(order[:done]), git("rev-parse", "HEAD^{tree}", cwd=human)
+            if subset in trees:
+                assert trees[subset] == tree  # the same merged proposals give the same files, whatever the order
+                continue
+            trees[subset] = tree
+            built = kustomize_tree(human / GENERATED_DIR)  # renders after every merge, not only after all three
+            names = sorted(d["metadata"]["name"] for d in yaml.safe_load_all(built) if d["kind"] == "CronJob")
+            assert names == sorted(b.removeprefix("greenops/") for b in subset)
+            if len(subset) == len(branches):
+                (tmp_path / "built.yaml").write_text(built)
+                checked = kubernetes_validate(tmp_path / "built.yaml")
+                assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert len(trees) == 7  # every non-empty subset of the three

@@ -47,7 +47,8 @@ def add_gate_parser(commands: Any, add_telemetry: Any, add_state_dir: Any) -> ar
         description=DESCRIPTION, epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--config", type=Path, metavar="PATH", help="the gate ConfigMap greenops generates: its "
-                       "mounted folder (gate.yaml + policy.yaml) or its file manifests/generated/<ns>/<name>.gate.yaml")
+                       "mounted folder (gate.yaml + policy.yaml) or its file "
+                       "manifests/generated/<ns>/<name>/<name>.gate.yaml")
     where.add_argument("--policy", metavar="NAME", help="a policy of --policies-dir, with the rule of its generated "
                        "gate ConfigMap under --generated-dir (a plain cron, retrain, until one is merged)")
     parser.add_argument("--policies-dir", type=Path, default=Path("policies"), help="with --policy (default policies)")

@@ -2,7 +2,7 @@
 
 Two forms, one content. In a generated CronJob the ConfigMap ``<policy>-gate`` is mounted as a folder
 holding ``gate.yaml`` and ``policy.yaml``; in a pipeline the same ConfigMap is read from the GitOps
-checkout (``manifests/generated/<namespace>/<policy>.gate.yaml``), or a policy is named and the
+checkout (``manifests/generated/<namespace>/<policy>/<policy>.gate.yaml``), or a policy is named and the
 ConfigMap found beside its CronJob. Every problem names the file and what to do.
 """
 

@@ -29,7 +29,7 @@ SKIP_OR_RUN = (f'if [ "$(cat {DECISION_FILE} 2>/dev/null)" = skip ]; then '
 
 
 def gate_config_path(policy: Policy, generated_dir: PurePosixPath) -> PurePosixPath:
-    return generated_dir / policy.namespace / f"{policy.name}.gate.yaml"
+    return generated_dir / policy.namespace / policy.name / f"{policy.name}.gate.yaml"
 
 
 def gate_document(policy: Policy, proposed: Forecast, digest: str) -> dict[str, Any]:

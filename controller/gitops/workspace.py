@@ -1,9 +1,9 @@
 """A clone of the GitOps repository that greenops writes proposals into. The only GitPython import.
 
-Per proposal the branch ``greenops/<name>`` is rebuilt as *target + one bot commit* (so a moved
-target is followed). Nothing is committed or pushed when the bytes are unchanged, and a branch
-holding anyone else's commits is never overwritten (``--force-with-lease`` guards against races
-with the remote as well).
+Per proposal the branch ``greenops/<name>`` is *target + one bot commit*. It is rebuilt on today's
+target only when what it proposes changed or it no longer merges cleanly: a target that merely moved
+on changes nothing, so an unchanged proposal is never force-pushed. A branch holding anyone else's
+commits is never overwritten (``--force-with-lease`` guards against races with the remote as well).
 """
 
 import hashlib
@@ -131,14 +131,27 @@ class Workspace:
             humans = self._human_commits(remote_sha, base)
             if humans and not self._merged_by_content(remote_sha, base):
                 return ProposalResult(branch, "held", diff, remote_sha, tuple(humans))
-            remote = self.repo.commit(remote_sha)
-            if remote.tree.hexsha == tree and [p.hexsha for p in remote.parents] == [base]:
+            if self._still_proposes(remote_sha, base, tree):
                 return ProposalResult(branch, "unchanged", diff, remote_sha)
         if not push:
             return ProposalResult(branch, "planned", diff, None)
         sha = self._commit(message)
         self._push(branch, sha, remote_sha, push_options)
         return ProposalResult(branch, "updated" if remote_sha else "created", diff, sha)
+
+    def _still_proposes(self, branch_sha: str, base: str, tree: str) -> bool:
+        """Whether the bot branch, merged into today's target, gives exactly ``tree`` (target + the files
+        proposed now): its one commit sits on an earlier target, it merges cleanly and it changes what the
+        proposal changes. Then rebuilding it would push the same proposal again (`git merge-tree` needs
+        git 2.38; an older git rebuilds, as a conflict does)."""
+        commit = self.repo.commit(branch_sha)
+        if len(commit.parents) != 1 or not self.repo.is_ancestor(commit.parents[0], self.repo.commit(base)):
+            return False
+        try:
+            merged = str(self.repo.git.merge_tree("--write-tree", base, branch_sha))
+        except git.GitCommandError:  # exit 1: the branch conflicts with the moved target
+            return False
+        return merged.splitlines()[0] == tree
 
     def _merged_by_content(self, branch_sha: str, base: str) -> bool:
         """Whether every file the branch changes already has the branch's content on the target: the

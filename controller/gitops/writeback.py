@@ -4,7 +4,8 @@ The flat list of steps for one change set (one policy, or a group of policies):
 1. find the newest merge request of the branch (the forge says whether it was merged or closed);
 2. a closed request is a declined proposal: propose again only when the decision changed materially
    (the declined settings are read back from the request's hidden block);
-3. rebuild the branch as target + one bot commit; unchanged bytes mean no commit, no push and no API
+3. rebuild the branch as target + one bot commit only when what it proposes changed or it no longer
+   merges cleanly (a target that merely moved on is no reason): otherwise no commit, no push and no API
    write; a human commit on the branch means hands off, with one note on the merge request;
 4. push (with the forge's push options) and open or update the merge request; new requests are
    capped per pass (``--max-mrs-per-run``).

@@ -22,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from controller.errors import StalledError, TransientError
 from controller.policy.durations import format_duration
-from controller.reconcile import Outcome, Settings, policy_units, reconcile
+from controller.reconcile import Outcome, Settings, policy_units, reconcile, unknown_policy
 from controller.runtime.health import HealthServer
 from controller.runtime.metrics import Metrics
 
@@ -92,6 +92,7 @@ class Controller:
         for problem in problems:
             log.warning("invalid policy file: %s", problem)
         only = set(self.settings.reconcile.only)
+        self._report_unknown(only, {member for members in units.values() for member in members})
         units = {name: members for name, members in units.items() if not only or only & set(members)}
         jobs = {job.id.removeprefix("unit:"): job for job in self.scheduler.get_jobs() if job.id.startswith("unit:")}
         for name, members in units.items():
@@ -112,6 +113,12 @@ class Controller:
         for member in sorted({m for job in jobs.values() for m in job.args[1]} - known):
             self.metrics.forget(member)
         self.discovered = True
+
+    def _report_unknown(self, only: set[str], known: set[str]) -> None:
+        """A mistyped --policy is said at every discovery: the policy may still be added to Git later."""
+        for name in sorted(only - known):
+            log.error("%s; not reconciled until a policy of that name is in the repository",
+                      unknown_policy(name, known, self.settings.reconcile), extra={"policy": name})
 
     def _trigger(self) -> IntervalTrigger:
         return IntervalTrigger(seconds=self.settings.interval.total_seconds(),
