@@ -17,10 +17,11 @@ from controller.backtest.timeline import Outcome, Retrain, Setup, row_correctnes
 from controller.decision import Decision, percent_change
 from controller.errors import StalledError
 from controller.forecast.costmodel import CostModel
+from controller.forecast.state import start_state
 from controller.forecast.windows import fit_window_models
 from controller.gate.verdict import fallback, fit_for_gate, gate_decision, next_fire, serving_age
 from controller.optimize.choose import COMPLIANCE_RESOLUTION, objective_value
-from controller.optimize.decide import decide, horizon_for, horizon_start, start_state
+from controller.optimize.decide import decide, horizon_for, horizon_start
 from controller.optimize.study import carbon_ceiling, exhaustive
 from controller.policy.model import Policy
 from controller.rule import PLAIN_CRON, RuleParams

@@ -11,11 +11,11 @@ import numpy as np
 
 from controller import schedule
 from controller.forecast.costmodel import CostModel
-from controller.forecast.observations import observe
+from controller.forecast.state import start_state
 from controller.forecast.windows import fit_todays_window
 from controller.policy.durations import format_days
 from controller.policy.model import Policy
-from controller.rule import BUDGET_WINDOWS, RuleParams, Situation, budget_debt, budget_padding, decide_now
+from controller.rule import RuleParams, Situation, budget_debt, decide_now
 from controller.telemetry.history import History
 
 DAY = timedelta(days=1)
@@ -58,19 +58,14 @@ def fit_for_gate(policy: Policy, history: History, seed: int) -> CostModel:
 
 def situation_at(policy: Policy, history: History, model: CostModel, now: datetime, following: datetime) -> Situation:
     """What the rule sees now: the serving model's age, the latest window's effect, the error budget."""
-    newest = max(t.finished_at for t in history.trainings if t.finished_at <= now)
-    seen = observe(history, policy.slo_window)
-    ended = seen.times[seen.serving]
-    misses = seen.serving_qualities()[-BUDGET_WINDOWS:] < policy.slo_target
-    padded = float(misses.sum()) + sum(budget_padding(policy.slo_compliance, len(misses)))
-    latest = float(ended.max()) if len(ended) else now.timestamp()
+    state = start_state(history, policy, now)
     forecaster = model.quality
     return Situation(
-        serving_age_days=(now - newest) / DAY,
+        serving_age_days=state.serving_age_days,
         fresh_age_days=-model.retrain_duration / DAY,
         latest_effect=forecaster.latest_effect if forecaster else 0.0,
-        days_since_latest=max(0.0, (now.timestamp() - latest) / 86400),
-        debt=float(budget_debt(padded, policy.slo_compliance)),
+        days_since_latest=state.days_since_latest,
+        debt=float(budget_debt(state.budget_misses(policy.slo_compliance), policy.slo_compliance)),
         cost_ratio=float(model.carbon.at([now])[0]) / (model.carbon.mean or 1.0),
         days_to_next_fire=(following - now) / DAY,
         window_days=policy.slo_window / DAY,

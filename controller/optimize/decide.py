@@ -9,14 +9,14 @@ from controller import schedule
 from controller.decision import ESTIMATE_NOTE, Decision, Evidence
 from controller.forecast.costmodel import CostModel
 from controller.forecast.drift import DRIFT_CV_GAIN
-from controller.forecast.observations import observe
+from controller.forecast.state import start_state
 from controller.gate.records import summarise
 from controller.optimize.errorbudget import ErrorBudget, error_budget, with_budget
 from controller.optimize.hysteresis import Observed, why
-from controller.optimize.simulate import StartState, simulate
+from controller.optimize.simulate import simulate
 from controller.optimize.study import TuningResult, tune
 from controller.policy.model import Policy
-from controller.rule import BUDGET_WINDOWS, PLAIN_CRON, RuleParams
+from controller.rule import PLAIN_CRON, RuleParams
 from controller.telemetry.history import History
 
 MIN_HORIZON = timedelta(days=84)
@@ -47,18 +47,6 @@ def _drift_note(model: CostModel) -> str | None:
     return (f"drift signal used: {effect.slope * 0.1:+.4f} quality per +0.1 drift; the latest drift "
             f"{effect.now:.3g} against {effect.centre:.3g} on average moves the curve by {effect.shift:+.4f} "
             f"(cross-validated MAE {effect.cv_mae:.4f}, {effect.cv_mae_age_only:.4f} by age alone)")
-
-
-def start_state(history: History, policy: Policy, start: datetime) -> StartState:
-    """Today's serving model's age at the horizon's start, and the misses of the last windows."""
-    newest = max((t.finished_at for t in history.trainings), default=start)
-    seen = observe(history, policy.slo_window)
-    serving = seen.serving_qualities()
-    ends = seen.times[seen.serving]
-    latest = float(ends.max()) if len(ends) else start.timestamp()
-    return StartState(serving_age_days=max(0.0, (start - newest) / timedelta(days=1)),
-                      recent_misses=tuple(bool(q < policy.slo_target) for q in serving[-BUDGET_WINDOWS:]),
-                      days_since_latest=max(0.0, (start.timestamp() - latest) / 86400))
 
 
 def _evidence(policy: Policy, history: History, model: CostModel, result: TuningResult, seed: int,

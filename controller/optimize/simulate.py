@@ -30,6 +30,7 @@ import numpy as np
 from controller import schedule
 from controller.decision import Forecast
 from controller.forecast.costmodel import CostModel
+from controller.forecast.state import StartState
 from controller.policy.durations import format_duration
 from controller.policy.model import Policy
 from controller.rule import BUDGET_WINDOWS, PLAIN_CRON, RuleParams, Situation, budget_debt, budget_padding, decide_now
@@ -39,15 +40,6 @@ LOWER_BOUND_QUANTILE = 0.10
 SAMPLES_PER_WINDOW = 6
 PATHS_PER_REPLICATE = 16
 DAY = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class StartState:
-    """Where the horizon starts from: what serves today and what the last windows did."""
-
-    serving_age_days: float  # age of the serving model at the horizon's start
-    recent_misses: tuple[bool, ...] = ()  # the last windows' SLO misses, oldest first
-    days_since_latest: float = 0.0  # from the end of the latest evaluated window to the horizon's start
 
 
 @dataclass(frozen=True)

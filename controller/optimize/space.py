@@ -18,8 +18,9 @@ from controller import schedule
 from controller.decision import Forecast
 from controller.errors import StalledError
 from controller.forecast.costmodel import CostModel
+from controller.forecast.state import StartState
 from controller.optimize.candidates import Cadence, cadences_within_bounds, expression, start_time_choices
-from controller.optimize.simulate import StartState, simulate_rules
+from controller.optimize.simulate import simulate_rules
 from controller.policy.durations import format_days, format_duration
 from controller.policy.model import Policy
 from controller.rule import PLAIN_CRON, RuleParams

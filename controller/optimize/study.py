@@ -20,8 +20,8 @@ from controller import schedule
 from controller.decision import Forecast
 from controller.errors import TransientError
 from controller.forecast.costmodel import CostModel
+from controller.forecast.state import StartState
 from controller.optimize.choose import alternatives, choose, constraint_values, greenest, objective_value
-from controller.optimize.simulate import StartState
 from controller.optimize.space import Params, SearchSpace, search_space
 from controller.policy.model import Policy
 from controller.redact import redact, safe_url
