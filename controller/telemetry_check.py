@@ -189,7 +189,7 @@ def check_policy(policy: Policy, sources: Sources, now: datetime, seed: int = 42
     else:
         enough, verdict = False, f"not enough to decide ({'; '.join(failing)})"
     return PolicyCheck(policy.name, f"{policy.source_file}:{policy.source_line}", signals, enough, verdict,
-                       gate=summarise(gate_records(policy, sources, start)))
+                       gate=summarise(gate_records(policy, sources, start, now)))
 
 
 def check_policies(policies: Sequence[Policy], sources: Sources, now: datetime) -> list[PolicyCheck]:

@@ -79,6 +79,8 @@ def test_the_gate_skips_a_fresh_model_and_retrains_a_stale_one(tmp_path: Path,
 
     check = check_policy(gate_policy(), open_sources(uri, None), newest + timedelta(days=5))
     assert check.gate is not None and check.gate.startswith("2 gate decisions: 1 retrain (rule 1), 1 skip; latest")
+    earlier = check_policy(gate_policy(), open_sources(uri, None), newest + timedelta(hours=2))
+    assert earlier.gate is not None and earlier.gate.startswith("1 gate decision: 0 retrains, 1 skip;")  # not later
 
 
 def test_an_init_container_exits_zero_and_hands_the_decision_over(tmp_path: Path) -> None:

@@ -5,6 +5,10 @@ from collections import Counter
 from controller.telemetry.history import GateRecord
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def summarise(records: tuple[GateRecord, ...]) -> str | None:
     """``42 gate decisions: 9 retrains (rule 7, maxInterval 2), 33 skips; latest skip: ...``; None without any."""
     if not records:
@@ -14,8 +18,8 @@ def summarise(records: tuple[GateRecord, ...]) -> str | None:
     by = Counter(r.by for r in retrains)
     detail = f" ({', '.join(f'{k} {v}' for k, v in sorted(by.items()))})" if by else ""
     fallbacks = sum(r.by == "fallback" for r in records)
-    text = (f"{len(records)} gate decisions: {len(retrains)} retrain{'s' * (len(retrains) != 1)}{detail}, "
-            f"{len(skips)} skip{'s' * (len(skips) != 1)}")
+    text = (f"{_count(len(records), 'gate decision')}: {_count(len(retrains), 'retrain')}{detail}, "
+            f"{_count(len(skips), 'skip')}")
     if fallbacks:
         text += f"; {fallbacks} by the onTelemetryError fallback (the telemetry could not be used)"
     latest = records[-1]

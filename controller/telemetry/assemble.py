@@ -225,13 +225,14 @@ def load_history(policy: Policy, sources: Sources, now: datetime) -> History:
     trainings = read_trainings(policy, sources, start, now)
     evaluations = read_evaluations(policy, sources, trainings.value, start, now)
     history = history_from(policy, trainings, evaluations, carbon_intensity(policy, sources, start, now), now)
-    return replace(history, gate_records=gate_records(policy, sources, start))
+    return replace(history, gate_records=gate_records(policy, sources, start, now))
 
 
-def gate_records(policy: Policy, sources: Sources, start: datetime) -> tuple[GateRecord, ...]:
-    """What the gate recorded since ``start``; nothing when MLflow cannot say (it is evidence, not an input)."""
+def gate_records(policy: Policy, sources: Sources, start: datetime, end: datetime) -> tuple[GateRecord, ...]:
+    """What the gate recorded in ``[start, end]`` (a pass --as-of a past moment sees no later decision);
+    nothing when MLflow cannot say (it is evidence, not an input)."""
     try:
-        return sources.mlflow.decisions(policy.name, start)
+        return sources.mlflow.decisions(policy.name, start, end)
     except (StalledError, TransientError):
         return ()
 

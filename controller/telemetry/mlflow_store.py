@@ -240,9 +240,11 @@ class MlflowTelemetry:
         self.finish_run(run_id, finite, RunStatus.to_string(RunStatus.FINISHED), at)
         return run_id
 
-    def decisions(self, policy: str, since: datetime | None = None) -> tuple[GateRecord, ...]:
-        """The gate decisions of ``policy`` recorded since ``since``, oldest first."""
+    def decisions(self, policy: str, since: datetime | None = None,
+                  until: datetime | None = None) -> tuple[GateRecord, ...]:
+        """The gate decisions of ``policy`` recorded in ``[since, until]``, oldest first."""
         conditions = [f"attributes.start_time >= {_millis(since)}"] if since else []
+        conditions += [f"attributes.start_time <= {_millis(until)}"] if until else []
         found = []
         for run in self._runs(policy, "decision", *conditions):
             tags = run.data.tags
