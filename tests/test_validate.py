@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from controller.cli import main
 from controller.policy.validate import validate_paths
@@ -150,3 +151,19 @@ def test_both_forms_of_env_give_the_same_kubernetes_env(tmp_path: Path) -> None:
     assert first.job.container.as_dict()["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
     hash(first)  # frozen and hashable, however deep the Kubernetes fields go
 
+
+JOB_GARBAGE = [None, 1, "x", [1], [None], {1: 2}, [{"name": [1], "mountPath": {}, "value": [], "valueFrom": [1]}],
+               {"requests": [1], "limits": "x"}, {"requests": {1: "4GB", "nvidia.com/gpu": [1]}, "limits": {"x/y": {}}},
+               [{"effect": [1], "operator": "Exists", "value": [1]}]]
+
+
+def test_kubernetes_fields_of_any_wrong_shape_give_problems_never_a_traceback(tmp_path: Path) -> None:
+    base = yaml.safe_load((PROJECT / "policies" / "fraud-detector.yaml").read_text())
+    documents = []
+    for field in ("env", "envFrom", "volumes", "volumeMounts", "resources", "tolerations", "nodeSelector",
+                  "affinity", "imagePullSecrets", "podSecurityContext"):
+        for value in JOB_GARBAGE:
+            documents.append({**base, "spec": {**base["spec"], "job": {**base["spec"]["job"], field: value}}})
+    (tmp_path / "garbage.yaml").write_text(yaml.safe_dump_all(documents))
+    result = validate_paths([tmp_path])
+    assert result.policies == () and result.problems  # each document is reported invalid, none raised
