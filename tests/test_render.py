@@ -178,6 +178,20 @@ def _pod(policy: object, threshold: float | None = None) -> dict[str, Any]:
     return pod
 
 
+def test_the_gpu_example_reaches_a_gpu_node_and_reads_its_credentials_from_secrets() -> None:
+    """Issue 13, reproduction 9: spec.job had no nodeSelector, tolerations, volumes or env from a Secret, so
+    the GPU example's pod could not be scheduled on a (tainted) GPU node."""
+    pod = _pod(_policies()["demand-forecaster"], threshold=0.02)
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    training, = pod["containers"]
+    assert training["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert {"name": "MLFLOW_TRACKING_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "mlflow-credentials", "key": "token"}}} in training["env"]
+    assert [m["name"] for m in training["volumeMounts"]] == ["dshm", "greenops-decision"]
+    assert [v["name"] for v in pod["volumes"]] == ["dshm", "greenops-gate", "greenops-decision", "greenops-tmp"]
+
+
 def test_a_full_pod_template_is_copied_as_written_beside_the_gate() -> None:
     source = yaml.safe_load(FULL_JOB.read_text())["spec"]["job"]
     (policy,) = validate_paths([FULL_JOB], relative_to=PROJECT).policies
