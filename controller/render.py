@@ -49,20 +49,35 @@ def job_env(policy: Policy, proposed: Forecast) -> list[tuple[str, str]]:
     return env
 
 
+CONTAINER_ORDER = ("name", "image", "imagePullPolicy", "command", "args", "workingDir", "env", "envFrom",
+                   "resources", "volumeMounts", "securityContext")  # as kubectl users read a container
+
+
 def _container(policy: Policy, proposed: Forecast) -> dict[str, Any]:
+    """The training container: the policy's Container fields as written, greenops' env ahead of its own."""
     job = policy.job
-    container: dict[str, Any] = {"name": "retrain", "image": job.image}
+    fields: dict[str, Any] = {"name": "retrain", "image": job.image, **job.container.as_dict()}
     if job.command:
-        container["command"] = list(job.command)
+        fields["command"] = list(job.command)
     if job.args:
-        container["args"] = list(job.args)
-    env = [*job_env(policy, proposed), *job.env]
-    container["env"] = [{"name": name, "value": value} for name, value in env]
+        fields["args"] = list(job.args)
+    fields["env"] = [*({"name": name, "value": value} for name, value in job_env(policy, proposed)),
+                     *fields.get("env", [])]
     resources = {key: dict(values) for key, values in (("requests", job.requests), ("limits", job.limits))
                  if values}
     if resources:
-        container["resources"] = resources
-    return container
+        fields["resources"] = resources
+    return {key: fields[key] for key in CONTAINER_ORDER if key in fields}
+
+
+def pod_spec(policy: Policy, proposed: Forecast) -> dict[str, Any]:
+    """The pod template's spec: the policy's PodSpec fields, the training container, the gate if gated."""
+    pod = policy.job.pod.as_dict()
+    volumes = pod.pop("volumes", None)
+    spec: dict[str, Any] = {"restartPolicy": "Never", **pod, "containers": [_container(policy, proposed)]}
+    if volumes:
+        spec["volumes"] = volumes
+    return gated_pod(policy, spec) if proposed.rule.gated else spec
 
 
 def decision_digest(proposed: Forecast) -> str:
@@ -74,12 +89,6 @@ def decision_digest(proposed: Forecast) -> str:
 def render_cronjob(policy: Policy, proposed: Forecast) -> str:
     """One CronJob that runs the policy's retraining job on the proposed schedule, gate and window."""
     labels = {**dict(policy.labels), **MANAGED_BY, "greenops.dev/policy": policy.name}
-    pod_spec: dict[str, Any] = {"restartPolicy": "Never"}
-    if policy.job.service_account:
-        pod_spec["serviceAccountName"] = policy.job.service_account
-    pod_spec["containers"] = [_container(policy, proposed)]
-    if proposed.rule.gated:
-        pod_spec = gated_pod(policy, pod_spec)
     cronjob = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -95,7 +104,8 @@ def render_cronjob(policy: Policy, proposed: Forecast) -> str:
             "failedJobsHistoryLimit": 3,
             "jobTemplate": {
                 "metadata": {"labels": labels},
-                "spec": {"backoffLimit": 2, "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
+                "spec": {"backoffLimit": 2, "template": {"metadata": {"labels": labels},
+                                                       "spec": pod_spec(policy, proposed)}},
             },
         },
     }

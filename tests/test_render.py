@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import yaml
 
@@ -166,3 +167,64 @@ def test_a_plain_cron_after_a_gated_one_removes_the_gate_file() -> None:
     files = render_changes(policy, _proposal("0 2 * * *"), {gate})  # type: ignore[arg-type]
     assert files[gate] == ""  # deleted by the write-back
     assert "fraud-detector.gate.yaml" not in files[folder / "kustomization.yaml"]
+
+
+FULL_JOB = PROJECT / "tests" / "golden" / "valid" / "kubernetes-job.yaml"
+
+
+def _pod(policy: object, threshold: float | None = None) -> dict[str, Any]:
+    job = yaml.safe_load(render_cronjob(policy, _proposal("0 1 * * *", threshold=threshold)))  # type: ignore[arg-type]
+    pod: dict[str, Any] = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return pod
+
+
+def test_the_gpu_example_reaches_a_gpu_node_and_reads_its_credentials_from_secrets() -> None:
+    """Issue 13, reproduction 9: spec.job had no nodeSelector, tolerations, volumes or env from a Secret, so
+    the GPU example's pod could not be scheduled on a (tainted) GPU node."""
+    pod = _pod(_policies()["demand-forecaster"], threshold=0.02)
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    training, = pod["containers"]
+    assert training["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert {"name": "MLFLOW_TRACKING_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "mlflow-credentials", "key": "token"}}} in training["env"]
+    assert [m["name"] for m in training["volumeMounts"]] == ["dshm", "greenops-decision"]
+    assert [v["name"] for v in pod["volumes"]] == ["dshm", "greenops-gate", "greenops-decision", "greenops-tmp"]
+
+
+def test_a_full_pod_template_is_copied_as_written_beside_the_gate() -> None:
+    source = yaml.safe_load(FULL_JOB.read_text())["spec"]["job"]
+    (policy,) = validate_paths([FULL_JOB], relative_to=PROJECT).policies
+    for threshold in (None, 0.02):
+        pod = _pod(policy, threshold)
+        for ours, theirs in (("nodeSelector", "nodeSelector"), ("tolerations", "tolerations"),
+                             ("affinity", "affinity"), ("imagePullSecrets", "imagePullSecrets"),
+                             ("serviceAccountName", "serviceAccountName"), ("runtimeClassName", "runtimeClassName"),
+                             ("priorityClassName", "priorityClassName"), ("podSecurityContext", "securityContext")):
+            assert pod[theirs] == source[ours], ours
+        assert pod["volumes"][:len(source["volumes"])] == source["volumes"]
+        training, = pod["containers"]
+        assert [e["name"] for e in training["env"]][:2] == ["GREENOPS_POLICY", "GREENOPS_PROMOTION_MIN_GAIN"]
+        assert training["env"][2:] == source["env"]  # in the policy's order: $(DATA_DIR) expands in LOG_DIR
+        for key in ("envFrom", "securityContext", "workingDir", "imagePullPolicy"):
+            assert training[key] == source[key], key
+        assert training["volumeMounts"][:len(source["volumeMounts"])] == source["volumeMounts"]
+        assert training["resources"]["limits"] == {"memory": "32Gi", "nvidia.com/gpu": "2"}
+    assert len(pod["volumes"]) == len(source["volumes"]) + 3 and pod["initContainers"][0]["name"] == "gate"
+
+
+def test_a_full_pod_template_passes_kubectl_kustomize_and_strict_kubernetes_validation(tmp_path: Path) -> None:
+    (policy,) = validate_paths([FULL_JOB], relative_to=PROJECT).policies
+    for folder, threshold in (("plain", None), ("gated", 0.02)):
+        for relative, text in render_changes(policy, _proposal("0 1 * * *", threshold=threshold), set()).items():
+            (tmp_path / folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / folder / relative).write_text(text)
+    built = [kustomize(tmp_path / folder / policy_dir(policy)) for folder in ("plain", "gated")]
+    (tmp_path / "built.yaml").write_text("---\n".join(built))
+    checked = kubernetes_validate(tmp_path / "built.yaml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tampered = yaml.safe_load(built[0])
+    tampered["spec"]["jobTemplate"]["spec"]["template"]["spec"]["tolerations"][0]["tolerationSecond"] = 1
+    (tmp_path / "tampered.yaml").write_text(yaml.safe_dump(tampered))
+    failed = kubernetes_validate(tmp_path / "tampered.yaml")  # strict down to a toleration's fields
+    assert failed.returncode != 0 and "tolerationSecond" in failed.stdout + failed.stderr

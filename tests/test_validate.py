@@ -6,11 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from controller.cli import main
 from controller.policy.validate import validate_paths
 
-from .conftest import PROJECT
+from .conftest import PROJECT, require_binary
 
 GOLDEN = PROJECT / "tests" / "golden"
 INVALID = sorted((GOLDEN / "invalid").glob("*.yaml"))
@@ -124,3 +125,45 @@ def test_the_policy_reference_is_generated_from_the_schema(capsys: pytest.Captur
     kinds = [line.split(" | ")[1] for line in generated.splitlines() if line.startswith("| `")]
     assert kinds and all(kind.strip() and not kind.endswith(" of ") for kind in kinds)  # every field has a type
     assert "| `spec.schedule.allowedHours` | array of integer or string |" in generated
+
+
+def test_the_embedded_kubernetes_definitions_are_kubernetes_own() -> None:
+    """spec.job's Kubernetes fields use Kubernetes' strict schemas as kubernetes-validate ships them; refresh
+    with `python -m controller.policy.kubernetes_schema` when this fails."""
+    from controller.policy.kubernetes_schema import dump, kubernetes_definitions, with_kubernetes_definitions
+    from controller.policy.schema import policy_schema
+
+    require_binary("kubernetes-validate")  # the same package holds the definitions
+    refreshed = with_kubernetes_definitions(policy_schema(), kubernetes_definitions())
+    assert dump(refreshed) == (PROJECT / "schemas" / "retrainingpolicy.schema.json").read_text()
+    assert {"io.k8s.api.core.v1.Toleration", "io.k8s.api.core.v1.Volume"} <= set(refreshed["$defs"])
+
+
+def test_both_forms_of_env_give_the_same_kubernetes_env(tmp_path: Path) -> None:
+    text = (PROJECT / "policies" / "fraud-detector.yaml").read_text()
+    short = text.replace('args: ["--window", "3d"]', 'args: ["--window", "3d"]\n    env: {B: "2", A: "1"}')
+    listed = text.replace('args: ["--window", "3d"]', 'args: ["--window", "3d"]\n    env: [{name: A, value: "1"}, '
+                          '{name: B, value: "2"}]')
+    (tmp_path / "short.yaml").write_text(short)
+    (tmp_path / "listed.yaml").write_text(listed.replace("name: fraud-detector", "name: fraud-listed", 1))
+    first, second = validate_paths([tmp_path]).policies
+    assert first.job.container == second.job.container
+    assert first.job.container.as_dict()["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    hash(first)  # frozen and hashable, however deep the Kubernetes fields go
+
+
+JOB_GARBAGE = [None, 1, "x", [1], [None], {1: 2}, [{"name": [1], "mountPath": {}, "value": [], "valueFrom": [1]}],
+               {"requests": [1], "limits": "x"}, {"requests": {1: "4GB", "nvidia.com/gpu": [1]}, "limits": {"x/y": {}}},
+               [{"effect": [1], "operator": "Exists", "value": [1]}]]
+
+
+def test_kubernetes_fields_of_any_wrong_shape_give_problems_never_a_traceback(tmp_path: Path) -> None:
+    base = yaml.safe_load((PROJECT / "policies" / "fraud-detector.yaml").read_text())
+    documents = []
+    for field in ("env", "envFrom", "volumes", "volumeMounts", "resources", "tolerations", "nodeSelector",
+                  "affinity", "imagePullSecrets", "podSecurityContext"):
+        for value in JOB_GARBAGE:
+            documents.append({**base, "spec": {**base["spec"], "job": {**base["spec"]["job"], field: value}}})
+    (tmp_path / "garbage.yaml").write_text(yaml.safe_dump_all(documents))
+    result = validate_paths([tmp_path])
+    assert result.policies == () and result.problems  # each document is reported invalid, none raised

@@ -15,10 +15,12 @@ import yaml
 
 from controller import __version__
 from controller.decision import Forecast
+from controller.policy.job import GATE_DECISION_DIR, GATE_VOLUMES
 from controller.policy.model import Policy
 
 CONFIG_DIR = "/etc/greenops/gate"
-DECISION_DIR = "/var/run/greenops"
+DECISION_DIR = GATE_DECISION_DIR
+GATE_VOLUME, DECISION_VOLUME, TMP_VOLUME = GATE_VOLUMES
 DECISION_FILE = f"{DECISION_DIR}/decision"
 DEFAULT_IMAGE = f"ghcr.io/greenops/greenops:{__version__}"
 GATE_CONFIG_KIND = "GateConfig"
@@ -60,20 +62,26 @@ def gate_init_container(policy: Policy) -> dict[str, Any]:
         "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,
                             "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
-        "volumeMounts": [{"name": "greenops-gate", "mountPath": CONFIG_DIR, "readOnly": True},
-                         {"name": "greenops-decision", "mountPath": DECISION_DIR},
-                         {"name": "greenops-tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": GATE_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
+                         {"name": DECISION_VOLUME, "mountPath": DECISION_DIR},
+                         {"name": TMP_VOLUME, "mountPath": "/tmp"}],
     }
 
 
 def gated_pod(policy: Policy, pod_spec: dict[str, Any]) -> dict[str, Any]:
-    """``pod_spec`` with the gate in front: init container, volumes, and the training command wrapped."""
+    """``pod_spec`` with the gate in front: init container, volumes, and the training command wrapped.
+
+    The policy's own volumes and mounts stay, ahead of the gate's (validation keeps their names and paths
+    apart from the gate's).
+    """
     container = dict(pod_spec["containers"][0])
     command = [*container.pop("command", []), *container.pop("args", [])]
     container["command"] = ["/bin/sh", "-c", SKIP_OR_RUN, "greenops-gated-job", *command]
-    container["volumeMounts"] = [{"name": "greenops-decision", "mountPath": DECISION_DIR, "readOnly": True}]
-    volumes = [{"name": "greenops-gate", "configMap": {"name": f"{policy.name}-gate"}},
-               {"name": "greenops-decision", "emptyDir": {}},
-               {"name": "greenops-tmp", "emptyDir": {}}]
-    return {**pod_spec, "initContainers": [gate_init_container(policy)], "containers": [container],
-            "volumes": volumes}
+    container["volumeMounts"] = [*container.get("volumeMounts", []),
+                                 {"name": DECISION_VOLUME, "mountPath": DECISION_DIR, "readOnly": True}]
+    rest = {key: value for key, value in pod_spec.items() if key != "volumes"}
+    volumes = [*pod_spec.get("volumes", []),
+               {"name": GATE_VOLUME, "configMap": {"name": f"{policy.name}-gate"}},
+               {"name": DECISION_VOLUME, "emptyDir": {}},
+               {"name": TMP_VOLUME, "emptyDir": {}}]
+    return {**rest, "initContainers": [gate_init_container(policy)], "containers": [container], "volumes": volumes}

@@ -3,6 +3,7 @@
 Every problem is collected (check-jsonschema style) so one run shows all of them.
 """
 
+import json
 import math
 import operator
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ import jsonschema
 
 from controller import schedule
 from controller.policy.durations import format_duration, is_duration_syntax, parse_duration
+from controller.policy.job_checks import job_findings
 from controller.policy.schema import policy_schema
 from controller.policy.source import Document, Position, escape_pointer_token
 
@@ -34,8 +36,53 @@ def pointer_of(path: Any) -> str:
     return "".join(f"/{escape_pointer_token(token)}" for token in path)
 
 
+@cache
+def _definition_names() -> dict[int, str]:
+    """The schema's ``$defs`` by identity: a validation error carries the definition's dict, not its name."""
+    return {id(node): name for name, node in policy_schema().get("$defs", {}).items()}
+
+
+_YAML_KINDS = ((bool, "boolean"), (int, "number"), (float, "number"))
+
+
+def _type_message(error: jsonschema.ValidationError, description: str | None) -> str | None:
+    """Plainer words for the type errors people make when pasting Kubernetes fields: an empty value, an
+    unquoted ``true`` or number where a string belongs, and a string where a Kubernetes object belongs
+    (whose schemas also allow null, which no one means)."""
+    types = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    kind = next((name for python, name in _YAML_KINDS if isinstance(error.instance, python)), None)
+    shown = json.dumps(error.instance)
+    if error.instance is None:
+        return f"no value (null) where {' or '.join(map(repr, types))} belongs; fill it in or remove the key"
+    if "string" in types and kind:
+        hint = f" (expected: {description})" if description else ""
+        return f"{shown} is read as a YAML {kind}, not a string; put it in quotes: \"{shown}\"{hint}"
+    if "null" not in types:
+        return None
+    properties = error.schema.get("properties") if isinstance(error.schema, dict) else None
+    if "object" in types and properties:
+        name = _definition_names().get(id(error.schema), "").rsplit(".", 1)[-1]
+        return (f"{shown} is not a mapping; {f'a Kubernetes {name}' if name else 'it'} has the fields "
+                f"{', '.join(sorted(properties))}")
+    return f"{shown} is not of type {' or '.join(repr(name) for name in types if name != 'null')}"
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """The error's words, with the field's description as a hint where it helps."""
+    description = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if error.validator == "type" and (plain := _type_message(error, description)):
+        return plain
+    if error.validator == "pattern" and description:
+        return f"{error.instance!r} has the wrong form; expected: {description}"
+    if error.validator in _HINTED_VALIDATORS and description:
+        return f"{error.message} (expected: {description})"
+    return str(error.message)
+
+
 def schema_findings(data: Any) -> Iterator[Finding]:
-    """Schema violations, one finding per offending key for unknown properties."""
+    """Schema violations, one finding per offending key for unknown properties and one type error per value
+    (a Kubernetes item is typed twice: by its definition, and not null by spec.job)."""
+    typed: set[str] = set()
     for error in _validator().iter_errors(data):
         pointer = pointer_of(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -44,14 +91,11 @@ def schema_findings(data: Any) -> Iterator[Finding]:
                 yield (f"{pointer}/{escape_pointer_token(key)}",
                        f"unknown field {key!r}; allowed here: {', '.join(sorted(known)) or 'none'}", "key")
             continue
-        description = error.schema.get("description") if isinstance(error.schema, dict) else None
-        if error.validator == "pattern" and description:
-            message = f"{error.instance!r} has the wrong form; expected: {description}"
-        elif error.validator in _HINTED_VALIDATORS and description:
-            message = f"{error.message} (expected: {description})"
-        else:
-            message = error.message
-        yield pointer, message, "value"
+        if error.validator == "type":
+            if pointer in typed:
+                continue
+            typed.add(pointer)
+        yield pointer, _message(error), "value"
 
 
 def _get(data: Any, *keys: str) -> Any:
@@ -151,23 +195,16 @@ def semantic_findings(data: Any) -> Iterator[Finding]:
                f"({_get(data, 'spec', 'schedule', 'maxInterval')}); swap them or widen maxInterval", "value")
     yield from telemetry_findings(data)
     yield from _range_findings(data, parsed)
-
-
-RESERVED_ENV = {"GREENOPS_POLICY", "GREENOPS_PROMOTION_MIN_GAIN", "GREENOPS_TRAINING_WINDOW"}
+    yield from job_findings(data)
 
 
 def _range_findings(data: Any, parsed: dict[str, object]) -> Iterator[Finding]:
-    """The promotion gate's and the training window's ranges must contain today's value, and the job's env
-    must not set what greenops passes to the job."""
+    """The promotion gate's and the training window's ranges must contain today's value."""
     gate = _get(data, "spec", "promotion")
     if isinstance(gate, dict) and isinstance(gate.get("minGain"), float | int) \
             and isinstance(gate.get("maxMinGain"), float | int) and gate["maxMinGain"] < gate["minGain"]:
         yield ("/spec/promotion/maxMinGain", f"maxMinGain ({gate['maxMinGain']}) is below minGain "
                f"({gate['minGain']}); raise it, or set it equal to minGain to pin the gate", "value")
-    env = _get(data, "spec", "job", "env")
-    for name in sorted(set(env if isinstance(env, dict) else {}) & RESERVED_ENV):
-        yield (f"/spec/job/env/{escape_pointer_token(name)}", f"{name} is set by greenops from the decision; "
-               "remove it (tune it through spec.promotion or spec.training)", "key")
     window = parsed.get("/spec/training/window")
     for key, outside in (("minWindow", operator.gt), ("maxWindow", operator.lt)):
         bound = parsed.get(f"/spec/training/{key}")

@@ -8,19 +8,9 @@ from typing import Any
 import yaml
 
 from controller.policy.durations import parse_duration
+from controller.policy.job import Job, job_from_data, string_pairs
 
 DEFAULT_CARBON_INTENSITY = 250.0  # g CO2e/kWh: a deliberately high-ish world-average placeholder
-
-
-@dataclass(frozen=True)
-class Job:
-    image: str
-    command: tuple[str, ...]
-    args: tuple[str, ...]
-    env: tuple[tuple[str, str], ...]
-    requests: tuple[tuple[str, str], ...]
-    limits: tuple[tuple[str, str], ...]
-    service_account: str | None
 
 
 @dataclass(frozen=True)
@@ -145,10 +135,6 @@ def expand_hours(items: list[Any] | None) -> frozenset[int]:
     return frozenset(hours)
 
 
-def _pairs(mapping: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((str(k), str(v)) for k, v in (mapping or {}).items()))
-
-
 def _telemetry(data: dict[str, Any], name: str, window: timedelta) -> Telemetry:
     accuracy, energy, carbon = data.get("accuracy", {}), data.get("energy", {}), data.get("carbonIntensity", {})
     staleness = data.get("maxStaleness")
@@ -204,11 +190,10 @@ def policy_from_data(data: dict[str, Any], source_file: Path, source_line: int =
     meta, spec = data["metadata"], data["spec"]
     slo, budget, sched = spec["slo"], spec["budget"], spec["schedule"]
     telemetry, job, proposal = spec.get("telemetry", {}), spec["job"], spec.get("proposal", {})
-    resources = job.get("resources", {})
     return Policy(
         name=meta["name"],
         namespace=meta.get("namespace", "default"),
-        labels=_pairs(meta.get("labels")),
+        labels=string_pairs(meta.get("labels")),
         source_file=source_file.as_posix(),
         source_line=source_line,
         mlflow_model=spec["model"]["mlflowModel"],
@@ -226,15 +211,7 @@ def policy_from_data(data: dict[str, Any], source_file: Path, source_line: int =
         time_zone=sched.get("timeZone", "Etc/UTC"),
         allowed_hours=expand_hours(sched.get("allowedHours")),
         telemetry=_telemetry(telemetry, meta["name"], parse_duration(slo.get("window", "1d"))),
-        job=Job(
-            image=job["image"],
-            command=tuple(job.get("command", ())),
-            args=tuple(job.get("args", ())),
-            env=_pairs(job.get("env")),
-            requests=_pairs(resources.get("requests")),
-            limits=_pairs(resources.get("limits")),
-            service_account=job.get("serviceAccountName"),
-        ),
+        job=job_from_data(job),
         mode=proposal.get("mode", "propose"),
         min_saving_percent=float(proposal.get("minSavingPercent", 10)),
         promotion=_promotion(spec.get("promotion", {})),

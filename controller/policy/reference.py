@@ -7,12 +7,17 @@ fails when they differ.
 import json
 from typing import Any
 
+from controller.policy.kubernetes_schema import KUBERNETES_VERSION, PREFIX
 from controller.policy.schema import policy_schema
 
 
 def _kind(node: dict[str, Any], definitions: dict[str, Any]) -> str:
     if "$ref" in node:
-        return f"{definitions[node['$ref'].rsplit('/', 1)[1]].get('type', 'string')} (duration)"
+        name = node["$ref"].rsplit("/", 1)[1]
+        if name.startswith(PREFIX):  # io.k8s.api.core.v1.Toleration -> Kubernetes `Toleration` (core/v1)
+            group, version, kind = name.removeprefix("io.k8s.api.").rsplit(".", 2)
+            return f"Kubernetes `{kind}` ({group}/{version})"
+        return f"{definitions[name].get('type', 'string')} (duration)"
     if "const" in node:
         return f"`{node['const']}`"
     if "enum" in node:
@@ -20,11 +25,11 @@ def _kind(node: dict[str, Any], definitions: dict[str, Any]) -> str:
     for alternatives in ("oneOf", "anyOf"):
         if alternatives in node:
             return " or ".join(_kind(option, definitions) for option in node[alternatives])
-    kind = node.get("type", "")
-    kind = " or ".join(kind) if isinstance(kind, list) else str(kind)
-    if kind == "array" and isinstance(node.get("items"), dict):
-        return f"array of {_kind(node['items'], definitions)}"
-    return kind
+    kinds = node.get("type", "")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if "array" in kinds and isinstance(node.get("items"), dict):
+        kinds = [f"array of {_kind(node['items'], definitions)}" if kind == "array" else kind for kind in kinds]
+    return " or ".join(str(kind) for kind in kinds)
 
 
 def _limits(node: dict[str, Any]) -> str:
@@ -57,6 +62,9 @@ def policy_reference() -> str:
         "hand (a test fails when this file and the schema disagree).",
         "",
         " ".join(str(schema.get("description", "")).split()),
+        "",
+        f"A type `Kubernetes X (core/v1)` is Kubernetes' own schema of that object (Kubernetes {KUBERNETES_VERSION}, "
+        "strict: unknown fields refused), embedded in the schema file: write it as in a Pod manifest.",
         "",
         "| field | type | required | description |",
         "|---|---|---|---|",
