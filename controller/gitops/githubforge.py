@@ -1,7 +1,8 @@
 """GitHub: pull requests through the REST API (PyGithub). The only PyGithub import.
 
 Git pushes the branch; the API opens the pull request (title, body, base, draft, labels), updates
-its title and body on later proposals, tells whether it was merged or closed, and comments.
+its title and body on later proposals, tells whether it was merged or closed (and its labels, where a
+reviewer asks for a retry), and comments.
 """
 
 from collections.abc import Callable
@@ -86,4 +87,5 @@ def _request(pull: PullRequest, branch: str) -> MergeRequest:
     fetch each pull request again)."""
     state = "merged" if pull.merged_at is not None else "closed" if pull.state == "closed" else "open"
     return MergeRequest(branch, state, pull.title or "", pull.body or "", f"#{pull.number}", pull.html_url,
-                        bool(pull.draft), pull.head.sha if pull.head else None)
+                        bool(pull.draft), pull.head.sha if pull.head else None,
+                        tuple(label.name for label in pull.labels))

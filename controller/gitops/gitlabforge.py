@@ -3,8 +3,8 @@
 The only python-gitlab import. Push options create and update the merge request in the same push
 as the commit (title, description, target, labels, draft, remove-source-branch), so greenops works
 with nothing more than push access. With a token it also reads whether a merge request was merged
-or closed (a closed one is a declined proposal) and leaves notes; without one it cannot tell, and
-says so in the log.
+or closed (a closed one is a declined proposal) and its labels, and leaves notes; without one it
+cannot tell, and says so in the log.
 """
 
 import logging
@@ -115,4 +115,5 @@ def _request(merge_request: object) -> MergeRequest:
     data = merge_request.attributes  # type: ignore[attr-defined]
     return MergeRequest(data["source_branch"], STATES.get(data["state"], "open"), data.get("title") or "",
                         data.get("description") or "", f"!{data['iid']}", data.get("web_url"),
-                        bool(data.get("draft") or data.get("work_in_progress")), data.get("sha"))
+                        bool(data.get("draft") or data.get("work_in_progress")), data.get("sha"),
+                        tuple(str(label) for label in data.get("labels") or ()))

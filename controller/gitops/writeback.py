@@ -2,8 +2,9 @@
 
 The flat list of steps for one change set (one policy, or a group of policies):
 1. find the newest merge request of the branch (the forge says whether it was merged or closed);
-2. a closed request is a declined proposal: propose again only when the decision changed materially
-   (the declined settings are read back from the request's hidden block);
+2. a closed request is a declined proposal, unless a reviewer labelled it ``greenops:retry``: greenops
+   proposes again only a materially different decision (``materially_different``; the declined
+   settings are read back from the request's hidden block);
 3. rebuild the branch as target + one bot commit only when what it proposes changed or it no longer
    merges cleanly (a target that merely moved on is no reason): otherwise no commit, no push and no API
    write; a human commit on the branch means hands off, with one note on the merge request;
@@ -11,15 +12,15 @@ The flat list of steps for one change set (one policy, or a group of policies):
    capped per pass (``--max-mrs-per-run``).
 """
 
-import json
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from controller.decision import Decision, Forecast
-from controller.gitops.forge import Forge, MergeRequest, Submission
+from controller.gitops.block import declined_proposals, policy_inputs
+from controller.gitops.forge import RETRY_LABEL, Forge, MergeRequest, Submission
 from controller.gitops.localforge import record_name
-from controller.gitops.mr import MACHINE_BLOCK
 from controller.gitops.workspace import ProposalResult, Workspace
 from controller.policy.model import Policy
 from controller.state import write_atomic
@@ -50,36 +51,35 @@ class WriteBack:
     request: MergeRequest | None = None
 
 
-def declined_proposals(body: str) -> dict[str, dict[str, object]]:
-    """The proposals a closed merge request held, by policy, from its hidden block."""
-    match = re.search(rf"<!-- {MACHINE_BLOCK} (\{{.*?\}}) -->", body, re.S)
-    if not match:
-        return {}
-    try:
-        block = json.loads(match.group(1))
-    except ValueError:
-        return {}
-    proposals = block.get("proposals", [block]) if isinstance(block, dict) else []
-    return {str(p["policy"]): p["proposed"] for p in proposals
-            if isinstance(p, dict) and "policy" in p and isinstance(p.get("proposed"), dict)}
-
-
-def materially_different(declined: dict[str, object], proposed: Forecast, policy: Policy) -> bool:
-    """Other settings, and an energy figure that moved by minSavingPercent or compliance by a point."""
-    rule = declined.get("rule")
+def _settings(proposed: Mapping[str, Any]) -> tuple[object, ...]:
+    """A declined proposal's settings, in the order of ``Forecast.settings``."""
+    rule = proposed.get("rule")
     threshold, gain = (rule.get("threshold"), rule.get("budget_gain")) if isinstance(rule, dict) else (None, None)
-    declined_settings: tuple[object, ...] = (declined.get("schedule"), declined.get("promotion_min_gain"),
-                                             declined.get("training_window_days"), threshold,
-                                             gain if threshold is not None else 0.0)
-    if declined_settings == proposed.settings:
-        return False
-    energy = declined.get("energy_kwh_per_period")
-    compliance = declined.get("compliance_lower")
+    return (proposed.get("schedule"), proposed.get("promotion_min_gain"), proposed.get("training_window_days"),
+            threshold, gain if threshold is not None else 0.0)
+
+
+def _figures_moved(declined: Mapping[str, Any], proposed: Forecast, policy: Policy) -> bool:
+    """Energy moved by minSavingPercent of the declined figure, or predicted compliance by a point."""
+    energy, compliance = declined.get("energy_kwh_per_period"), declined.get("compliance_lower")
     if not isinstance(energy, float | int) or not isinstance(compliance, float | int):
         return True
     threshold = max(abs(energy), 1e-9) * policy.min_saving_percent / 100
     energy_moved = abs(proposed.energy_kwh_per_period - energy) >= threshold
     return energy_moved or abs(proposed.compliance_lower - compliance) >= MATERIAL_COMPLIANCE_CHANGE
+
+
+def materially_different(declined: Mapping[str, Any], proposed: Forecast, policy: Policy) -> bool:
+    """Whether ``proposed`` is a new decision rather than the declined one again. The same settings
+    (schedule, rule, promotion gate, training window) never are. Other settings are when a person changed
+    the question since the decline (the policy's decision inputs, see ``policy_inputs``), or when the
+    telemetry moved the answer (``_figures_moved``); otherwise they are the search's noise."""
+    then = declined.get("proposed")
+    if not isinstance(then, dict) or _settings(then) == proposed.settings:
+        return False
+    if declined.get("policy_inputs") not in (None, policy_inputs(policy)):
+        return True
+    return _figures_moved(then, proposed, policy)
 
 
 def _still_declined(request: MergeRequest, change: ChangeSet) -> bool:
@@ -112,10 +112,19 @@ def _read(path: Path) -> str | None:
 
 
 def _declined(request: MergeRequest | None, change: ChangeSet, state_dir: Path) -> bool:
-    """Closed without merge, and not because greenops asked for the branch to be deleted (a held branch)."""
+    """Closed without merge, not labelled for a retry, and not because greenops asked for the branch to be
+    deleted (a held branch)."""
     if request is None or request.state != "closed":
         return False
+    if RETRY_LABEL in request.labels:
+        return False
     return not _held_marker(state_dir, change.branch).exists() and _still_declined(request, change)
+
+
+def _declined_message(request: MergeRequest, change: ChangeSet) -> str:
+    return (f"the same proposal was declined ({request.number} closed without merge); greenops proposes again for a "
+            f"materially different decision, or when a reviewer adds the label {RETRY_LABEL} to {request.number} "
+            f"(local forge: greenops mr retry {record_name(change.branch)})")
 
 
 def ensure_merge_request(workspace: Workspace, forge: Forge, change: ChangeSet, labels: tuple[str, ...],
@@ -124,9 +133,7 @@ def ensure_merge_request(workspace: Workspace, forge: Forge, change: ChangeSet, 
     existing = forge.find(change.branch)
     if _declined(existing, change, state_dir):
         assert existing is not None
-        return WriteBack("declined", change.branch, f"the same proposal was declined ({existing.number} closed "
-                         "without merge); greenops proposes again only when the decision changes materially",
-                         request=existing)
+        return WriteBack("declined", change.branch, _declined_message(existing, change), request=existing)
     open_request = existing if existing is not None and existing.state == "open" else None
     # Without a way to read requests back (GitLab without a token), an existing branch stands for an open one.
     updating = open_request is not None or (not forge.knows_state and workspace.branch_head(change.branch) is not None)
