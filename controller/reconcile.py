@@ -2,14 +2,15 @@
 
 First every policy is decided (telemetry, cost model, tuning); then the proposals are grouped into
 change sets (one per policy, or per ``proposal.group``) and written back, at most
-``max_mrs_per_run`` new merge requests per pass. Level-triggered: everything is recomputed from Git
-and telemetry; one broken policy never stops the others.
+``max_mrs_per_run`` new merge requests per pass; the open merge request of a unit whose policies all
+decide "no change" now is closed with a note. Level-triggered: everything is recomputed from Git and
+telemetry; one broken policy never stops the others.
 """
 
 import difflib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -18,7 +19,8 @@ from controller.errors import SignalStalledError, StalledError, TransientError
 from controller.forecast.windows import fit_window_models
 from controller.gate.config import merged_rule
 from controller.gitops import mr
-from controller.gitops.forge import Forge, ForgeSettings, branch_for, open_forge
+from controller.gitops.forge import BRANCH_PREFIX, Forge, ForgeSettings, branch_for, open_forge
+from controller.gitops.retire import close_merge_request
 from controller.gitops.workspace import Workspace
 from controller.gitops.writeback import ChangeSet, WriteBack, ensure_merge_request
 from controller.optimize.decide import decide
@@ -129,20 +131,63 @@ def _each(change: ChangeSet, status: str, message: str, result: WriteBack | None
             for p, d in zip(change.policies, change.decisions, strict=True)]
 
 
+def _attempt(unit: str, step: Callable[[], WriteBack | None]) -> tuple[str, str, WriteBack | None]:
+    """Run one git/forge step: ("ok", "", its result), or the status and message of its failure (a bug in
+    one step must not cost the other policies their outcomes)."""
+    try:
+        return "ok", "", step()
+    except StalledError as err:
+        return "stalled", str(err), None
+    except TransientError as err:
+        return "transient", f"{err} (will retry)", None
+    except Exception as err:
+        log.exception("internal error", extra={"policy": unit})
+        return "error", (f"internal error: {type(err).__name__}: {err}; please report it (GREENOPS_DEBUG=1 prints "
+                         "the traceback)"), None
+
+
 def _write_back(change: ChangeSet, settings: Settings, workspace: Workspace, forge: Forge, push: bool,
                 may_open: bool) -> list[Outcome]:
-    try:
-        result = ensure_merge_request(workspace, forge, change, settings.forge.labels, push, may_open,
-                                      settings.state_dir)
-    except StalledError as err:
-        return _each(change, "stalled", str(err))
-    except TransientError as err:
-        return _each(change, "transient", f"{err} (will retry)")
-    except Exception as err:  # a bug in one write-back must not cost the other policies their outcomes
-        log.exception("internal error", extra={"policy": change.branch})
-        return _each(change, "error", f"internal error: {type(err).__name__}: {err}; please report it "
-                     "(GREENOPS_DEBUG=1 prints the traceback)")
-    return _each(change, "ok", result.message or _summary(result, forge), result)
+    status, error, result = _attempt(change.branch, lambda: ensure_merge_request(
+        workspace, forge, change, settings.forge.labels, push, may_open, settings.state_dir))
+    if result is None:
+        return _each(change, status, error)
+    message = result.message or _summary(result, forge)
+    if result.status == "in-sync" and result.request is not None:  # open, yet proposing something else
+        reason = "the target branch already has what greenops proposes now"
+        status, error, closed = _close(change.branch.removeprefix(BRANCH_PREFIX), reason, settings, workspace, forge,
+                                       push)
+        return _each(change, status, f"{message}; {closed.message if closed else error}", closed or result)
+    return _each(change, "ok", message, result)
+
+
+def _close(unit: str, reason: str, settings: Settings, workspace: Workspace, forge: Forge,
+           push: bool) -> tuple[str, str, WriteBack | None]:
+    return _attempt(unit, lambda: close_merge_request(workspace, forge, branch_for(unit), reason, push,
+                                                      settings.state_dir))
+
+
+def _close_unsupported(outcomes: list[Outcome], policies: Sequence[Policy], settings: Settings, workspace: Workspace,
+                       forge: Forge, push: bool) -> list[Outcome]:
+    """The open merge request of a unit whose every policy now decides "no change" proposes what neither
+    the policy nor the telemetry supports any more: closed, with the decisions' reasons as the note."""
+    quiet = {o.policy: o for o in outcomes if o.decision is not None and not o.decision.propose}
+    units: dict[str, list[Policy]] = {}
+    for policy in policies:
+        units.setdefault(unit_name(policy), []).append(policy)
+    changed: dict[str, Outcome] = {}
+    for unit, members in units.items():
+        if not all(m.name in quiet for m in members):
+            continue
+        reason = "; ".join(f"{m.name}: {quiet[m.name].message}" for m in members)
+        status, error, result = _close(unit, reason, settings, workspace, forge, push)
+        if status == "ok" and result is None:
+            continue
+        for member in members:
+            before = quiet[member.name]
+            changed[member.name] = replace(before, status=status, proposal=result,
+                                           message=f"{before.message}; {result.message if result else error}")
+    return [changed.get(o.policy, o) if o.decision is not None else o for o in outcomes]
 
 
 def _summary(result: WriteBack, forge: Forge) -> str:
@@ -244,5 +289,4 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
         written = _write_back(change, settings, workspace, forge, push, may_open)
         opened += any(o.proposal is not None and o.proposal.status == "created" for o in written)
         outcomes += written
-    return outcomes
-
+    return _close_unsupported(outcomes, result.policies, settings, workspace, forge, push)

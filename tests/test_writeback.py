@@ -22,6 +22,7 @@ from controller.gitops import mr
 from controller.gitops.block import declined_proposals, machine_block
 from controller.gitops.forge import RETRY_LABEL, ForgeSettings, open_forge
 from controller.gitops.localforge import LocalForge
+from controller.gitops.retire import close_merge_request
 from controller.gitops.workspace import Workspace
 from controller.gitops.writeback import ChangeSet, WriteBack, ensure_merge_request, materially_different
 from controller.optimize.decide import decide
@@ -222,6 +223,41 @@ def test_a_reviewer_asks_again_for_a_declined_proposal_with_mr_retry(tmp_path: P
     assert RETRY_LABEL not in again.request.labels  # the new request starts without it: closing it declines again
     assert main(["mr", "close", "fraud-detector", *state]) == 0
     assert write(workspace, forge, change_for(workspace, proposal()), tmp_path).status == "declined"
+
+
+def test_a_proposal_greenops_no_longer_makes_is_closed_with_a_note_and_is_not_a_decline(tmp_path: Path) -> None:
+    """Issue 13: when the decision became "no change", the old merge request stayed open and mergeable."""
+    remote, workspace, forge = setup(tmp_path)
+    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    reason = "fraud-detector: no change proposed: the best schedule saves 93% energy, below minSavingPercent 95"
+    args = (workspace, forge, "greenops/fraud-detector", reason)
+    planned = close_merge_request(*args, False, tmp_path / "state")
+    assert planned and planned.status == "planned" and forge.all()[0].state == "open"
+    closed = close_merge_request(*args, True, tmp_path / "state")
+    assert closed and closed.status == "closed" and "deleted the branch" in closed.message
+    (request,) = forge.all()
+    assert request.state == "closed" and request.title.endswith(" - autoclosed")
+    assert "greenops/" not in git("branch", "--all", cwd=remote)  # nothing left that a reviewer could merge
+    record = (tmp_path / "state" / "merge-requests" / "fraud-detector.md").read_text()
+    assert f"> **Note:** greenops closed this merge request: {reason}." in record
+    assert f"> **Closed by greenops:** {reason}" in record
+    assert close_merge_request(*args, True, tmp_path / "state") is None  # nothing open: no second note
+    again = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert again.status == "created" and again.request and again.request.number == "!2"  # not declined
+
+
+def test_an_unsupported_proposal_on_a_branch_with_human_commits_stays_open_with_one_note(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    tip = human_commit(remote, "greenops/fraud-detector", tmp_path / "human")
+    workspace.repo.remotes.origin.fetch()
+    for _ in range(2):
+        held = close_merge_request(workspace, forge, "greenops/fraud-detector", "no change proposed", True,
+                                   tmp_path / "state")
+        assert held and held.status == "held" and "Bob <bob@example.com>" in held.message
+    assert forge.all()[0].state == "open" and git("rev-parse", "greenops/fraud-detector", cwd=remote) == tip
+    record = (tmp_path / "state" / "merge-requests" / "fraud-detector.md").read_text()
+    assert record.count("greenops no longer proposes this change (no change proposed)") == 1
 
 
 def test_grouped_policies_share_one_branch_and_merge_request(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 It records what the request proposed (each policy's settings and figures, and a digest of the policy
 fields the decision was computed from), so that a later pass can tell a declined proposal from a new
-one without any state of its own.
+one without any state of its own; and whether greenops closed the request itself (then it was not
+declined by a person).
 """
 
 import hashlib
@@ -85,3 +86,14 @@ def declined_proposals(body: str) -> dict[str, dict[str, Any]]:
     return {str(p["policy"]): p for p in proposals
             if isinstance(p, dict) and "policy" in p and isinstance(p.get("proposed"), dict)}
 
+
+def closed_by_greenops(body: str) -> bool:
+    return read_block(body).get("closed_by") == "greenops"
+
+
+def mark_closed(body: str, reason: str) -> str:
+    """``body`` with a first line saying why greenops closed the request, and its block marked so: a request
+    greenops closed is not a declined proposal."""
+    block = {**(read_block(body) or {"version": 1}), "closed_by": "greenops", "closed_because": reason}
+    text = _BLOCK.sub("", body).rstrip()
+    return f"> **Closed by greenops:** {reason}\n\n{text}\n\n{_comment(block)}"

@@ -81,6 +81,10 @@ class Forge(Protocol):
         """Leave a note on ``request`` for the people reviewing it."""
         ...
 
+    def close(self, request: MergeRequest, title: str, body: str) -> MergeRequest:
+        """Close the open ``request`` without merging it, with a new title and body (which say why)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ForgeSettings:

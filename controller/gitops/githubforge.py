@@ -2,10 +2,11 @@
 
 Git pushes the branch; the API opens the pull request (title, body, base, draft, labels), updates
 its title and body on later proposals, tells whether it was merged or closed (and its labels, where a
-reviewer asks for a retry), and comments.
+reviewer asks for a retry), comments, and closes a proposal greenops no longer makes.
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 import github
@@ -80,6 +81,11 @@ class GitHubForge:
     def comment(self, request: MergeRequest, text: str) -> None:
         pull = self._call("read the pull request", self._repo().get_pull, int(request.number.lstrip("#")))
         self._call("comment", pull.create_issue_comment, text)
+
+    def close(self, request: MergeRequest, title: str, body: str) -> MergeRequest:
+        pull = self._call("read the pull request", self._repo().get_pull, int(request.number.lstrip("#")))
+        self._call("close the pull request", pull.edit, title=title, body=body, state="closed")
+        return replace(request, state="closed", title=title, body=body)
 
 
 def _request(pull: PullRequest, branch: str) -> MergeRequest:

@@ -4,9 +4,9 @@ For any git remote without a forge API (the default, and the demo). Each bot bra
 ``<state>/merge-requests/<name>.json`` (machine-readable) and ``<name>.md`` (title, body and diff for
 people); ``greenops mr list``, ``mr show``, ``mr close`` and ``mr retry`` read and change them. A merge
 request is merged when its commit (or, after a squash, its content) reaches the target branch, and closed
-when ``greenops mr close`` declines it or its branch is deleted; ``find`` checks both with git.
-``mr retry`` labels a closed request ``greenops:retry``, as a reviewer would on GitLab or GitHub.
-Earlier requests of the same branch are kept in the record's history.
+when ``greenops mr close`` declines it, greenops closes it or its branch is deleted; ``find`` checks the
+first and last with git. ``mr retry`` labels a closed request ``greenops:retry``, as a reviewer would on
+GitLab or GitHub. Earlier requests of the same branch are kept in the record's history.
 """
 
 import json
@@ -90,6 +90,14 @@ class LocalForge:
         if record is not None:
             record.setdefault("notes", []).append(text)
             self._save(record)
+
+    def close(self, request: MergeRequest, title: str, body: str) -> MergeRequest:
+        record = self._load(request.branch)
+        if record is None:
+            return request
+        record.update(state="closed", title=title, body=body)
+        self._save(record)
+        return _request(record)
 
     def retry(self, request: MergeRequest) -> MergeRequest:
         """Label a closed request ``greenops:retry``: the next pass proposes its policy's decision again."""

@@ -181,8 +181,10 @@ HOW_TO_REJECT = ["### How to reject or pin",
                  "Close this merge request to decline: greenops will not propose the same settings again, only a "
                  "materially different decision: other settings (schedule, rule, promotion gate or training "
                  "window) after the policy changed, or with at least `minSavingPercent` more or less predicted "
-                 f"energy or a point of SLO compliance. {ASK_AGAIN} To pin today's schedule set "
-                 "`spec.proposal.mode: observe` in the policy. Edit the policy, not the generated manifests."]
+                 f"energy or a point of SLO compliance. {ASK_AGAIN} If the policy or the telemetry stops "
+                 "supporting this proposal, greenops closes this merge request with a note. To pin today's "
+                 "schedule set `spec.proposal.mode: observe` in the policy. Edit the policy, not the generated "
+                 "manifests."]
 
 
 def _assemble(parts: list[tuple[list[str], list[str]]], hidden: str, limit: int) -> str:

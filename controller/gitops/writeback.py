@@ -2,9 +2,9 @@
 
 The flat list of steps for one change set (one policy, or a group of policies):
 1. find the newest merge request of the branch (the forge says whether it was merged or closed);
-2. a closed request is a declined proposal, unless a reviewer labelled it ``greenops:retry``: greenops
-   proposes again only a materially different decision (``materially_different``; the declined
-   settings are read back from the request's hidden block);
+2. a closed request is a declined proposal, unless greenops closed it itself or a reviewer labelled it
+   ``greenops:retry``: greenops proposes again only a materially different decision
+   (``materially_different``; the declined settings are read back from the request's hidden block);
 3. rebuild the branch as target + one bot commit only when what it proposes changed or it no longer
    merges cleanly (a target that merely moved on is no reason): otherwise no commit, no push and no API
    write; a human commit on the branch means hands off, with one note on the merge request;
@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from controller.decision import Decision, Forecast
-from controller.gitops.block import declined_proposals, policy_inputs
+from controller.gitops.block import closed_by_greenops, declined_proposals, policy_inputs
 from controller.gitops.forge import RETRY_LABEL, Forge, MergeRequest, Submission
 from controller.gitops.localforge import record_name
 from controller.gitops.workspace import ProposalResult, Workspace
@@ -43,7 +43,7 @@ class ChangeSet:
 
 @dataclass(frozen=True)
 class WriteBack:
-    status: str  # in-sync | unchanged | created | updated | planned | deferred | declined | held
+    status: str  # in-sync | unchanged | created | updated | planned | deferred | declined | held | closed
     branch: str
     message: str
     diff: str = ""
@@ -88,7 +88,7 @@ def _still_declined(request: MergeRequest, change: ChangeSet) -> bool:
                for p, d in zip(change.policies, change.decisions, strict=True))
 
 
-def _held_marker(state_dir: Path, branch: str) -> Path:
+def held_marker(state_dir: Path, branch: str) -> Path:
     return state_dir / "held" / f"{record_name(branch)}.txt"
 
 
@@ -97,7 +97,7 @@ def _hold(forge: Forge, request: MergeRequest | None, result: ProposalResult, st
     """Hands off a branch with human commits; one note per set of human commits, not one per pass, and
     none from a dry run (``greenops plan`` writes nothing anywhere)."""
     humans = "; ".join(result.humans)
-    marker = _held_marker(state_dir, result.branch)
+    marker = held_marker(state_dir, result.branch)
     if push and _read(marker) != humans:
         if request is not None and request.state == "open":
             forge.comment(request, f"greenops found commits it did not make on `{result.branch}` ({humans}). It "
@@ -112,13 +112,13 @@ def _read(path: Path) -> str | None:
 
 
 def _declined(request: MergeRequest | None, change: ChangeSet, state_dir: Path) -> bool:
-    """Closed without merge, not labelled for a retry, and not because greenops asked for the branch to be
-    deleted (a held branch)."""
+    """Closed without merge by a person, not labelled for a retry, and not because greenops asked for the
+    branch to be deleted (a held branch)."""
     if request is None or request.state != "closed":
         return False
-    if RETRY_LABEL in request.labels:
+    if RETRY_LABEL in request.labels or closed_by_greenops(request.body):
         return False
-    return not _held_marker(state_dir, change.branch).exists() and _still_declined(request, change)
+    return not held_marker(state_dir, change.branch).exists() and _still_declined(request, change)
 
 
 def _declined_message(request: MergeRequest, change: ChangeSet) -> str:
@@ -143,7 +143,7 @@ def ensure_merge_request(workspace: Workspace, forge: Forge, change: ChangeSet, 
     if result.status == "held":
         return _hold(forge, open_request, result, state_dir, push)
     if push:
-        _held_marker(state_dir, change.branch).unlink(missing_ok=True)  # the human work was merged or deleted
+        held_marker(state_dir, change.branch).unlink(missing_ok=True)  # the human work was merged or deleted
     if result.status == "planned" and push:
         return WriteBack("deferred", change.branch, "--max-mrs-per-run reached: proposed on a later pass",
                          result.diff)
