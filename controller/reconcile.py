@@ -3,8 +3,10 @@
 First every policy is decided (telemetry, cost model, tuning); then the proposals are grouped into
 change sets (one per policy, or per ``proposal.group``) and written back, at most
 ``max_mrs_per_run`` new merge requests per pass; the open merge request of a unit whose policies all
-decide "no change" now is closed with a note. Level-triggered: everything is recomputed from Git and
-telemetry; one broken policy never stops the others.
+decide "no change" now is closed with a note. A pass over every policy (no ``--policy``) ends with the
+policies that are gone (``prune``): their generated files get a removal merge request, their stale
+merge requests are closed. Level-triggered: everything is recomputed from Git and telemetry; one
+broken policy never stops the others.
 """
 
 import difflib
@@ -27,6 +29,7 @@ from controller.optimize.decide import decide
 from controller.policy.model import Policy
 from controller.policy.problems import Problem
 from controller.policy.validate import ValidationResult, validate_paths
+from controller.prune import generated_by_policy, gone_reason, maybe_defined, removal, stale_branches
 from controller.redact import safe_url
 from controller.render import GENERATED_DIR, render_changes
 from controller.telemetry.assemble import Sources, load_history, open_sources
@@ -120,13 +123,15 @@ def _with_their_groups(only: Sequence[str], policies: Sequence[Policy]) -> set[s
 def _undecided_members(change: ChangeSet, policies: Sequence[Policy], decided: set[str]) -> list[str]:
     """Policies of the change's group that this pass did not decide (filtered out, stalled or failed):
     rebuilding the group's branch without them would drop their part of the merge request."""
-    group = change.policies[0].proposal_group
+    group = change.policies[0].proposal_group if change.policies else None
     return sorted(p.name for p in policies if group and p.proposal_group == group and p.name not in decided)
 
 
 def _each(change: ChangeSet, status: str, message: str, result: WriteBack | None = None) -> list[Outcome]:
     """The same outcome for every policy of a change set; the title and body only once written back."""
     title, body = (change.title, change.body) if result is not None else (None, None)
+    if change.removed is not None:
+        return [Outcome(change.removed, status, message, None, result, title, body)]
     return [Outcome(p.name, status, message, d, result, title, body)
             for p, d in zip(change.policies, change.decisions, strict=True)]
 
@@ -161,6 +166,24 @@ def _write_back(change: ChangeSet, settings: Settings, workspace: Workspace, for
     return _each(change, "ok", message, result)
 
 
+def _write_changes(changes: Iterable[ChangeSet], policies: Sequence[Policy], decided: set[str], settings: Settings,
+                   workspace: Workspace, forge: Forge, push: bool, opened: int) -> tuple[list[Outcome], int]:
+    """Write back each change set; ``opened`` counts new merge requests against ``max_mrs_per_run``."""
+    outcomes: list[Outcome] = []
+    for change in changes:
+        missing = _undecided_members(change, policies, decided)
+        if missing:
+            outcomes += _each(change, "ok", f"not written back: group {change.policies[0].proposal_group} also "
+                              f"holds {', '.join(missing)}, not decided in this pass; its merge request is only "
+                              "rebuilt from a pass that decides every policy of the group")
+            continue
+        may_open = settings.max_mrs_per_run is None or opened < settings.max_mrs_per_run
+        written = _write_back(change, settings, workspace, forge, push, may_open)
+        opened += any(o.proposal is not None and o.proposal.status == "created" for o in written)
+        outcomes += written
+    return outcomes, opened
+
+
 def _close(unit: str, reason: str, settings: Settings, workspace: Workspace, forge: Forge,
            push: bool) -> tuple[str, str, WriteBack | None]:
     return _attempt(unit, lambda: close_merge_request(workspace, forge, branch_for(unit), reason, push,
@@ -188,6 +211,35 @@ def _close_unsupported(outcomes: list[Outcome], policies: Sequence[Policy], sett
             changed[member.name] = replace(before, status=status, proposal=result,
                                            message=f"{before.message}; {result.message if result else error}")
     return [changed.get(o.policy, o) if o.decision is not None else o for o in outcomes]
+
+
+def _prune(workspace: Workspace, forge: Forge, result: ValidationResult, settings: Settings, push: bool,
+           opened: int) -> tuple[list[Outcome], int]:
+    """Policies that are gone (see controller/prune.py): a removal merge request for what greenops generated
+    for each, then the stale merge requests of units no policy has any more, closed with a note."""
+    where = f"{settings.policies_dir}/ on {workspace.target}"
+    valid = {p.name for p in result.policies}
+    folders = {name: paths for name, paths in generated_by_policy(workspace).items() if name not in valid}
+    branches = stale_branches(workspace, {unit_name(p) for p in result.policies}, set())
+    if not folders and not branches:
+        return [], opened
+    unsure = maybe_defined(workspace.root, result.problems)
+    if result.files == 0 or unsure is None:
+        why = (f"no policy file in {where} at all (check --policies-dir)" if result.files == 0 else
+               "a policy file that cannot be read may define it (fix the invalid policy files above)")
+        names = sorted(set(folders) | {b.removeprefix(BRANCH_PREFIX) for b in branches})
+        return [Outcome(name, "stalled", f"no valid policy named {name}, but {why}: greenops removes nothing and "
+                        "closes no merge request until then") for name in names], opened
+    changes = [c for name in sorted(set(folders) - unsure) if (c := removal(workspace, name, folders[name], where))]
+    outcomes, opened = _write_changes(changes, result.policies, valid, settings, workspace, forge, push, opened)
+    for branch in stale_branches(workspace, {unit_name(p) for p in result.policies},
+                                 unsure | {str(c.removed) for c in changes}):
+        unit = branch.removeprefix(BRANCH_PREFIX)
+        reason = gone_reason(unit, result.policies, where)
+        status, error, closed = _close(unit, reason, settings, workspace, forge, push)
+        if status != "ok" or closed is not None:
+            outcomes.append(Outcome(unit, status, f"{reason}; {closed.message if closed else error}", None, closed))
+    return outcomes, opened
 
 
 def _summary(result: WriteBack, forge: Forge) -> str:
@@ -277,16 +329,20 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
             else:
                 outcomes.append(_no_change(policy, decision))
     decided = {o.policy for o in outcomes if o.decision is not None} | {p.name for p, _ in proposals}
-    opened = 0
-    for change in change_sets(proposals, workspace):
-        missing = _undecided_members(change, result.policies, decided)
-        if missing:
-            outcomes += _each(change, "ok", f"not written back: group {change.policies[0].proposal_group} also "
-                              f"holds {', '.join(missing)}, not decided in this pass; its merge request is only "
-                              "rebuilt from a pass that decides every policy of the group")
-            continue
-        may_open = settings.max_mrs_per_run is None or opened < settings.max_mrs_per_run
-        written = _write_back(change, settings, workspace, forge, push, may_open)
-        opened += any(o.proposal is not None and o.proposal.status == "created" for o in written)
-        outcomes += written
-    return _close_unsupported(outcomes, result.policies, settings, workspace, forge, push)
+    written, opened = _write_changes(change_sets(proposals, workspace), result.policies, decided, settings,
+                                     workspace, forge, push, 0)
+    outcomes = _close_unsupported(outcomes + written, result.policies, settings, workspace, forge, push)
+    if not settings.only:
+        outcomes += _prune(workspace, forge, result, settings, push, opened)[0]
+    return outcomes
+
+
+def prune_pass(settings: Settings, push: bool) -> list[Outcome]:
+    """Only the last step of a full pass, for ``greenops run`` (whose passes each cover one unit)."""
+    try:
+        workspace, result = _load_policies(settings)
+        forge = open_forge(settings.forge, settings.repo_url, settings.state_dir, workspace)
+    except (StalledError, TransientError) as err:
+        status = "stalled" if isinstance(err, StalledError) else "transient"
+        return [Outcome(safe_url(settings.repo_url), status, str(err))]
+    return _prune(workspace, forge, result, settings, push, 0)[0]

@@ -1,9 +1,9 @@
 """The hidden machine-readable block at the end of a merge request body.
 
 It records what the request proposed (each policy's settings and figures, and a digest of the policy
-fields the decision was computed from), so that a later pass can tell a declined proposal from a new
-one without any state of its own; and whether greenops closed the request itself (then it was not
-declined by a person).
+fields the decision was computed from) or which generated files it removes, so that a later pass can
+tell a declined proposal from a new one without any state of its own; and whether greenops closed the
+request itself (then it was not declined by a person).
 """
 
 import hashlib
@@ -66,6 +66,12 @@ def hidden_block(policies: Sequence[Policy], decisions: Sequence[Decision]) -> s
                                                  for p, d in zip(policies, decisions, strict=True)]})
 
 
+def removal_block(removed: Mapping[str, Sequence[str]]) -> str:
+    """Machine-readable: the generated files a removal proposes to delete, by removed policy."""
+    return _comment({"version": 1, "removed": [{"policy": name, "files": sorted(files)}
+                                               for name, files in sorted(removed.items())]})
+
+
 def read_block(body: str) -> dict[str, Any]:
     """The block of ``body``; empty when there is none or it does not parse (a hand-edited body)."""
     match = _BLOCK.search(body)
@@ -85,6 +91,13 @@ def declined_proposals(body: str) -> dict[str, dict[str, Any]]:
     proposals = block.get("proposals", [block] if "policy" in block else [])
     return {str(p["policy"]): p for p in proposals
             if isinstance(p, dict) and "policy" in p and isinstance(p.get("proposed"), dict)}
+
+
+def declined_removals(body: str) -> dict[str, tuple[str, ...]]:
+    """The files a closed removal request would have deleted, by removed policy."""
+    removed = read_block(body).get("removed", [])
+    return {str(r["policy"]): tuple(sorted(str(f) for f in r.get("files", []))) for r in removed
+            if isinstance(r, dict) and "policy" in r} if isinstance(removed, list) else {}
 
 
 def closed_by_greenops(body: str) -> bool:

@@ -1,8 +1,10 @@
 """Merge request title and body: the evidence a reviewer needs, in Markdown."""
 
+from collections.abc import Sequence
+
 from controller.decision import ESTIMATE_NOTE, Decision, Evidence, Forecast, percent_change
 from controller.forecast.costmodel import CURVE_REPLICATES
-from controller.gitops.block import hidden_block
+from controller.gitops.block import hidden_block, removal_block
 from controller.gitops.chart import quality_chart
 from controller.gitops.forge import RETRY_LABEL
 from controller.optimize.candidates import describe
@@ -243,3 +245,25 @@ def _deploy_energy(e: Evidence) -> str:
         return f"{e.energy_per_deploy_kwh:.3f} kWh, as the policy declares (spec.promotion.deployEnergyKWh)"
     return ("not measured, counted as 0 kWh, so the promotion gate is left as it is (log deploy_energy_kwh on "
             "training runs, or set spec.promotion.deployEnergyKWh)")
+
+
+def removal_title(name: str) -> str:
+    return f"greenops({name}): remove the generated manifests of the deleted policy {name}"
+
+
+def removal_body(name: str, source: str | None, where: str, removed: Sequence[str], kept: Sequence[str]) -> str:
+    """Why the files go, which go, which stay (greenops did not write them), and how to keep them."""
+    origin = f" (they were generated from `{source}`)" if source else ""
+    lines = [f"greenops proposes removing what it generated for **{name}**: no policy of that name is in {where} "
+             f"any more{origin}. Once merged, Argo CD or Flux prunes the CronJob (with pruning enabled).", "",
+             f"Removed (greenops wrote them: each starts with its header naming {name}, and its objects carry "
+             "`app.kubernetes.io/managed-by: greenops`):",
+             *(f"- `{path}`" for path in removed)]
+    if kept:
+        lines += ["", "Left in place (greenops did not write them; delete them yourself if they belonged to the "
+                  "policy):", *(f"- `{path}`" for path in kept)]
+    lines += ["", "### How to keep them",
+              "Restore the policy file to keep the schedule governed: greenops then replaces this merge request "
+              "with a proposal, or closes it. Close this merge request to keep the files ungoverned: greenops "
+              f"will not propose removing the same files again. {ASK_AGAIN}", "", removal_block({name: removed})]
+    return "\n".join(lines)

@@ -92,6 +92,19 @@ class Workspace:
         listing = self.repo.git.ls_tree("-r", "--name-only", base, "--", str(folder)) if base else ""
         return {PurePosixPath(line) for line in listing.splitlines() if line}
 
+    def read_on_target(self, path: PurePosixPath) -> str | None:
+        """The text of ``path`` on the target branch; None when it is not there or is not UTF-8 text."""
+        try:
+            return str(self.repo.git.show(f"{self._ref(self.target)}:{path}"))
+        except (git.GitCommandError, UnicodeDecodeError):
+            return None
+
+    def bot_branches(self, prefix: str) -> list[str]:
+        """The remote's branches whose names start with ``prefix`` (``greenops/``), as of the last fetch."""
+        pattern = f"refs/remotes/origin/{prefix.rstrip('/')}"
+        listing = self.repo.git.for_each_ref("--format=%(refname:lstrip=3)", pattern)
+        return sorted(line for line in listing.splitlines() if line)
+
     def humans_on(self, branch: str) -> tuple[str, ...]:
         """Commits on ``branch`` that greenops did not make and that the target does not hold yet."""
         head, base = self._ref(branch), self._ref(self.target)

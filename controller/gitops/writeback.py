@@ -1,10 +1,12 @@
 """Write-back: one branch and one merge request per proposal, updated idempotently and safely.
 
-The flat list of steps for one change set (one policy, or a group of policies):
+The flat list of steps for one change set (one policy's proposal, a group's, or the removal of what
+greenops generated for a deleted policy):
 1. find the newest merge request of the branch (the forge says whether it was merged or closed);
 2. a closed request is a declined proposal, unless greenops closed it itself or a reviewer labelled it
    ``greenops:retry``: greenops proposes again only a materially different decision
-   (``materially_different``; the declined settings are read back from the request's hidden block);
+   (``materially_different``) or other files to remove (the declined content is read back from the
+   request's hidden block);
 3. rebuild the branch as target + one bot commit only when what it proposes changed or it no longer
    merges cleanly (a target that merely moved on is no reason): otherwise no commit, no push and no API
    write; a human commit on the branch means hands off, with one note on the merge request;
@@ -18,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from controller.decision import Decision, Forecast
-from controller.gitops.block import closed_by_greenops, declined_proposals, policy_inputs
+from controller.gitops.block import closed_by_greenops, declined_proposals, declined_removals, policy_inputs
 from controller.gitops.forge import RETRY_LABEL, Forge, MergeRequest, Submission
 from controller.gitops.localforge import record_name
 from controller.gitops.workspace import ProposalResult, Workspace
@@ -39,6 +41,7 @@ class ChangeSet:
     title: str
     body: str
     draft: bool
+    removed: str | None = None  # a deleted policy whose generated files this change removes (no decision)
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,13 @@ def materially_different(declined: Mapping[str, Any], proposed: Forecast, policy
 
 
 def _still_declined(request: MergeRequest, change: ChangeSet) -> bool:
+    if change.removed is not None:
+        files = tuple(sorted(str(path) for path in change.files))
+        return declined_removals(request.body) == {change.removed: files}
     declined = declined_proposals(request.body)
-    return all(p.name in declined and not materially_different(declined[p.name], d.proposed, p)
-               for p, d in zip(change.policies, change.decisions, strict=True))
+    return bool(change.policies) and all(
+        p.name in declined and not materially_different(declined[p.name], d.proposed, p)
+        for p, d in zip(change.policies, change.decisions, strict=True))
 
 
 def held_marker(state_dir: Path, branch: str) -> Path:
@@ -122,9 +129,11 @@ def _declined(request: MergeRequest | None, change: ChangeSet, state_dir: Path) 
 
 
 def _declined_message(request: MergeRequest, change: ChangeSet) -> str:
-    return (f"the same proposal was declined ({request.number} closed without merge); greenops proposes again for a "
-            f"materially different decision, or when a reviewer adds the label {RETRY_LABEL} to {request.number} "
-            f"(local forge: greenops mr retry {record_name(change.branch)})")
+    what = ("removing the same files" if change.removed is not None else "the same proposal")
+    again = ("other files to remove" if change.removed is not None else "a materially different decision")
+    return (f"{what} was declined ({request.number} closed without merge); greenops proposes again for {again}, or "
+            f"when a reviewer adds the label {RETRY_LABEL} to {request.number} (local forge: greenops mr retry "
+            f"{record_name(change.branch)})")
 
 
 def ensure_merge_request(workspace: Workspace, forge: Forge, change: ChangeSet, labels: tuple[str, ...],
