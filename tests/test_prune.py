@@ -4,7 +4,9 @@ Every policy file here is invalid or gone, so the passes decide nothing and need
 exercise only what greenops does for policies that are no longer there.
 """
 
+import logging
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,22 @@ def test_a_restored_policy_closes_its_removal_when_the_target_already_runs_its_d
                                                            "merge request !1 on greenops/old-model")
     assert back.proposal and back.proposal.status == "closed" and forge.all()[0].state == "closed"
     assert "greenops/" not in git("branch", "--all", cwd=remote)
+
+
+def test_greenops_run_proposes_the_removal_at_discovery(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`greenops run` reconciles one unit per pass, so its discovery round takes the full pass's last step."""
+    from controller.runtime import service
+    from controller.runtime.metrics import Metrics
+
+    caplog.set_level(logging.INFO)
+    remote = make_remote(tmp_path, {"policies/fraud-detector.yaml": INVALID, **generated("old-model")})
+    run = service.RunSettings(settings(remote, tmp_path), timedelta(hours=1), timedelta(0), timedelta(minutes=1),
+                              "127.0.0.1", 0)
+    controller = service.Controller(run, Metrics())
+    controller.scheduler.start(paused=True)
+    try:
+        controller.discover()
+    finally:
+        controller.scheduler.shutdown(wait=False)
+    assert controller.opened == 1 and git("branch", "--list", "greenops/*", cwd=remote) == "greenops/old-model"
+    assert "ok: pushed greenops/old-model and opened merge request !1 (local)" in caplog.messages
