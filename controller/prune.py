@@ -9,6 +9,7 @@ policy is not a removed one), not while a policy file cannot be read at all, and
 folder without a single policy file.
 """
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -21,6 +22,8 @@ from controller.gitops.writeback import ChangeSet
 from controller.policy.model import Policy
 from controller.policy.problems import Problem
 from controller.render import GENERATED_DIR, generated_from, written_by_greenops
+
+UNIT = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # a policy name, or group-<group>
 
 
 def _names_in(path: Path) -> set[str] | None:
@@ -96,6 +99,9 @@ def gone_reason(unit: str, policies: Sequence[Policy], where: str) -> str:
 
 
 def stale_branches(workspace: Workspace, units: set[str], skip: set[str]) -> list[str]:
-    """Bot branches of no current unit (policy or group), except those in ``skip``."""
+    """Bot branches of no current unit (policy or group), except those in ``skip``. Only names greenops could
+    have made (``greenops/<DNS label>``): ``greenops/a/b`` is someone else's, and would share a local record
+    with ``greenops/a-b``."""
     return [branch for branch in workspace.bot_branches(BRANCH_PREFIX)
-            if branch.removeprefix(BRANCH_PREFIX) not in units | skip]
+            if UNIT.fullmatch(branch.removeprefix(BRANCH_PREFIX)) and branch.removeprefix(BRANCH_PREFIX) not in
+            units | skip]

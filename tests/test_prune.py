@@ -98,6 +98,7 @@ def test_open_proposals_of_deleted_policies_are_closed_or_turned_into_a_removal(
     forge = LocalForge(tmp_path / "state", workspace)
     for member in (renamed("ghost"), renamed("old-model", decay=0.008)):
         assert write(workspace, forge, change_for(workspace, member), tmp_path).status == "created"
+    git("branch", "greenops/old/model", "main", cwd=remote)  # not a name greenops makes: left alone
     outcomes = full_pass(remote, tmp_path)
     ghost, old = outcomes["ghost"], outcomes["old-model"]
     assert ghost.status == "ok" and ghost.message.startswith("no policy named ghost is in policies/ on main any more; "
@@ -105,7 +106,7 @@ def test_open_proposals_of_deleted_policies_are_closed_or_turned_into_a_removal(
     assert ghost.proposal and ghost.proposal.status == "closed"
     assert old.proposal and old.proposal.status == "updated" and old.proposal.request
     assert old.proposal.request.number == "!1" and old.proposal.request.title.startswith("greenops(old-model): remove")
-    assert git("branch", "--list", "greenops/*", cwd=remote) == "greenops/old-model"
+    assert git("branch", "--list", "greenops/*", cwd=remote).split() == ["greenops/old-model", "greenops/old/model"]
     assert full_pass(remote, tmp_path)["old-model"].proposal.status == "unchanged"  # type: ignore[union-attr]
     assert "ghost" not in full_pass(remote, tmp_path)  # closed once, then nothing to say
 
