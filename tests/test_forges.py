@@ -201,3 +201,19 @@ def test_an_unsupported_proposal_is_closed_and_a_retry_label_asks_again_for_a_de
         fake.pulls[1]["labels"].append({"name": RETRY_LABEL} if kind == "github" else RETRY_LABEL)  # and asks again
         retried = write()
         assert retried.status == "created" and len(fake.pulls) == 3 and fake.pulls[2]["state"] in ("open", "opened")
+
+
+def test_gitlab_without_a_token_deletes_the_branch_of_an_unsupported_proposal(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """It cannot close the merge request or comment, but the request then has nothing left to merge."""
+    monkeypatch.delenv("GREENOPS_FORGE_TOKEN")
+    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
+    workspace = Workspace.open(str(remote), tmp_path / "state")
+    forge = open_forge(ForgeSettings("gitlab", project="team/gitops"), str(remote), tmp_path / "state")
+    ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True, tmp_path)
+    workspace.repo.remotes.origin.fetch()
+    args = (workspace, forge, "greenops/fraud-detector", "no change proposed", True, tmp_path)
+    closed = close_merge_request(*args)
+    assert closed and closed.status == "closed" and "close it by hand" in closed.message
+    assert "greenops/" not in git("branch", "--all", cwd=remote)
+    assert close_merge_request(*args) is None
