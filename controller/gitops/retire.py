@@ -42,7 +42,7 @@ def _leave_open(forge: Forge, request: MergeRequest, humans: tuple[str, ...], re
                      f"greenops did not make ({who}); close it by hand", request=request)
 
 
-def _delete_unreadable(workspace: Workspace, branch: str, head: str, reason: str, push: bool) -> WriteBack:
+def _delete_unreadable(workspace: Workspace, branch: str, head: str, push: bool) -> WriteBack:
     """A forge that cannot read merge requests (GitLab without a token): deleting the branch leaves its request
     nothing to merge; a person closes it."""
     humans = workspace.humans_on(branch)
@@ -63,7 +63,7 @@ def close_merge_request(workspace: Workspace, forge: Forge, branch: str, reason:
     what was done; the caller says why."""
     request, head = forge.find(branch), workspace.branch_head(branch)
     if request is None and not forge.knows_state and head is not None:
-        return _delete_unreadable(workspace, branch, head, reason, push)
+        return _delete_unreadable(workspace, branch, head, push)
     if request is None or request.state != "open":
         if request is not None and push and head is not None and closed_by_greenops(request.body) \
                 and not workspace.humans_on(branch):
