@@ -25,6 +25,8 @@ from controller.redact import register_environment_secrets, scrub
 from controller.state import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
+    from controller.gitops.forge import MergeRequest
+    from controller.gitops.localforge import LocalForge
     from controller.policy.model import Policy
     from controller.reconcile import Outcome, Settings
 
@@ -113,8 +115,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return _run_pass(args, push=False)
 
 
+def _retry(forge: "LocalForge", request: "MergeRequest") -> int:
+    """Ask again for a declined proposal, as the ``greenops:retry`` label does on GitLab and GitHub."""
+    if request.state != "closed":
+        print(f"greenops mr: {request.branch} {request.number} is {request.state}, not closed: only a declined "
+              "proposal can be retried (greenops updates an open one whenever its proposal changes)", file=sys.stderr)
+        return EXIT_USER
+    forge.retry(request)
+    print(f"labelled {request.branch} {request.number} greenops:retry: the next pass proposes the policy's current "
+          "decision again, in a new merge request (if it still proposes a change)")
+    return EXIT_OK
+
+
 def cmd_mr(args: argparse.Namespace) -> int:
-    """The local forge's merge requests: list, show one, or close one (decline the proposal)."""
+    """The local forge's merge requests: list, show one, close one (decline the proposal), or retry a declined one."""
     from controller.errors import StalledError
     from controller.gitops.forge import branch_for
     from controller.gitops.localforge import LocalForge, record_name
@@ -138,12 +152,14 @@ def cmd_mr(args: argparse.Namespace) -> int:
         return EXIT_USER
     if args.mr_command == "show":
         print(forge.show(args.name) or "", end="")
+    elif args.mr_command == "retry":
+        return _retry(forge, found)
     elif found.state != "open":
         print(f"{found.branch} {found.number} is already {found.state}")
     else:
         forge.mark(found, "closed")
-        print(f"closed {found.branch} {found.number}: the proposal is declined; greenops proposes again only when "
-              "the decision changes materially")
+        print(f"closed {found.branch} {found.number}: the proposal is declined; greenops proposes again only a "
+              f"materially different decision, or after `greenops mr retry {record_name(found.branch)}`")
     return EXIT_OK
 
 
@@ -523,13 +539,16 @@ def build_parser() -> argparse.ArgumentParser:
     reference.set_defaults(func=cmd_schema_reference)
 
     merge_requests = commands.add_parser(
-        "mr", help="list, show or close the merge requests of the local forge",
+        "mr", help="list, show, close or retry the merge requests of the local forge",
         description="The merge requests the local forge (--forge local, the default) keeps in "
-        "<state-dir>/merge-requests/. Merge one by merging its branch into the target; close one to decline it.")
+        "<state-dir>/merge-requests/. Merge one by merging its branch into the target; close one to decline it; "
+        "retry a declined one to have it proposed again.")
     mr_commands = merge_requests.add_subparsers(dest="mr_command", required=True, metavar="SUBCOMMAND")
     for name, text in (("list", "one line per merge request: name, state, number, title"),
                        ("show", "the title, body, notes and diff of merge request NAME"),
-                       ("close", "close merge request NAME without merging: the proposal is declined")):
+                       ("close", "close merge request NAME without merging: the proposal is declined"),
+                       ("retry", "ask again for the declined (closed) merge request NAME: the next pass proposes "
+                        "the policy's decision again, as the greenops:retry label does on GitLab and GitHub")):
         sub = mr_commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         if name != "list":
             sub.add_argument("name", metavar="NAME", help="policy name, group-<group>, or the branch greenops/...")

@@ -2,14 +2,17 @@
 
 First every policy is decided (telemetry, cost model, tuning); then the proposals are grouped into
 change sets (one per policy, or per ``proposal.group``) and written back, at most
-``max_mrs_per_run`` new merge requests per pass. Level-triggered: everything is recomputed from Git
-and telemetry; one broken policy never stops the others.
+``max_mrs_per_run`` new merge requests per pass; the open merge request of a unit whose policies all
+decide "no change" now is closed with a note. A pass over every policy (no ``--policy``) ends with the
+policies that are gone (``prune``): their generated files get a removal merge request, their stale
+merge requests are closed. Level-triggered: everything is recomputed from Git and telemetry; one
+broken policy never stops the others.
 """
 
 import difflib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -18,13 +21,15 @@ from controller.errors import SignalStalledError, StalledError, TransientError
 from controller.forecast.windows import fit_window_models
 from controller.gate.config import merged_rule
 from controller.gitops import mr
-from controller.gitops.forge import Forge, ForgeSettings, branch_for, open_forge
+from controller.gitops.forge import BRANCH_PREFIX, Forge, ForgeSettings, branch_for, open_forge
+from controller.gitops.retire import close_merge_request
 from controller.gitops.workspace import Workspace
 from controller.gitops.writeback import ChangeSet, WriteBack, ensure_merge_request
 from controller.optimize.decide import decide
 from controller.policy.model import Policy
 from controller.policy.problems import Problem
 from controller.policy.validate import ValidationResult, validate_paths
+from controller.prune import generated_by_policy, gone_reason, maybe_defined, removal, stale_branches
 from controller.redact import safe_url
 from controller.render import GENERATED_DIR, render_changes
 from controller.telemetry.assemble import Sources, load_history, open_sources
@@ -118,31 +123,123 @@ def _with_their_groups(only: Sequence[str], policies: Sequence[Policy]) -> set[s
 def _undecided_members(change: ChangeSet, policies: Sequence[Policy], decided: set[str]) -> list[str]:
     """Policies of the change's group that this pass did not decide (filtered out, stalled or failed):
     rebuilding the group's branch without them would drop their part of the merge request."""
-    group = change.policies[0].proposal_group
+    group = change.policies[0].proposal_group if change.policies else None
     return sorted(p.name for p in policies if group and p.proposal_group == group and p.name not in decided)
 
 
 def _each(change: ChangeSet, status: str, message: str, result: WriteBack | None = None) -> list[Outcome]:
     """The same outcome for every policy of a change set; the title and body only once written back."""
     title, body = (change.title, change.body) if result is not None else (None, None)
+    if change.removed is not None:
+        return [Outcome(change.removed, status, message, None, result, title, body)]
     return [Outcome(p.name, status, message, d, result, title, body)
             for p, d in zip(change.policies, change.decisions, strict=True)]
 
 
+def _attempt(unit: str, step: Callable[[], WriteBack | None]) -> tuple[str, str, WriteBack | None]:
+    """Run one git/forge step: ("ok", "", its result), or the status and message of its failure (a bug in
+    one step must not cost the other policies their outcomes)."""
+    try:
+        return "ok", "", step()
+    except StalledError as err:
+        return "stalled", str(err), None
+    except TransientError as err:
+        return "transient", f"{err} (will retry)", None
+    except Exception as err:
+        log.exception("internal error", extra={"policy": unit})
+        return "error", (f"internal error: {type(err).__name__}: {err}; please report it (GREENOPS_DEBUG=1 prints "
+                         "the traceback)"), None
+
+
 def _write_back(change: ChangeSet, settings: Settings, workspace: Workspace, forge: Forge, push: bool,
                 may_open: bool) -> list[Outcome]:
-    try:
-        result = ensure_merge_request(workspace, forge, change, settings.forge.labels, push, may_open,
-                                      settings.state_dir)
-    except StalledError as err:
-        return _each(change, "stalled", str(err))
-    except TransientError as err:
-        return _each(change, "transient", f"{err} (will retry)")
-    except Exception as err:  # a bug in one write-back must not cost the other policies their outcomes
-        log.exception("internal error", extra={"policy": change.branch})
-        return _each(change, "error", f"internal error: {type(err).__name__}: {err}; please report it "
-                     "(GREENOPS_DEBUG=1 prints the traceback)")
-    return _each(change, "ok", result.message or _summary(result, forge), result)
+    status, error, result = _attempt(change.branch, lambda: ensure_merge_request(
+        workspace, forge, change, settings.forge.labels, push, may_open, settings.state_dir))
+    if result is None:
+        return _each(change, status, error)
+    message = result.message or _summary(result, forge)
+    if result.status == "in-sync" and result.request is not None:  # open, yet proposing something else
+        reason = "the target branch already has what greenops proposes now"
+        status, error, closed = _close(change.branch.removeprefix(BRANCH_PREFIX), reason, settings, workspace, forge,
+                                       push)
+        return _each(change, status, f"{message}; {closed.message if closed else error}", closed or result)
+    return _each(change, "ok", message, result)
+
+
+def _write_changes(changes: Iterable[ChangeSet], policies: Sequence[Policy], decided: set[str], settings: Settings,
+                   workspace: Workspace, forge: Forge, push: bool, opened: int) -> tuple[list[Outcome], int]:
+    """Write back each change set; ``opened`` counts new merge requests against ``max_mrs_per_run``."""
+    outcomes: list[Outcome] = []
+    for change in changes:
+        missing = _undecided_members(change, policies, decided)
+        if missing:
+            outcomes += _each(change, "ok", f"not written back: group {change.policies[0].proposal_group} also "
+                              f"holds {', '.join(missing)}, not decided in this pass; its merge request is only "
+                              "rebuilt from a pass that decides every policy of the group")
+            continue
+        may_open = settings.max_mrs_per_run is None or opened < settings.max_mrs_per_run
+        written = _write_back(change, settings, workspace, forge, push, may_open)
+        opened += any(o.proposal is not None and o.proposal.status == "created" for o in written)
+        outcomes += written
+    return outcomes, opened
+
+
+def _close(unit: str, reason: str, settings: Settings, workspace: Workspace, forge: Forge,
+           push: bool) -> tuple[str, str, WriteBack | None]:
+    return _attempt(unit, lambda: close_merge_request(workspace, forge, branch_for(unit), reason, push,
+                                                      settings.state_dir))
+
+
+def _close_unsupported(outcomes: list[Outcome], policies: Sequence[Policy], settings: Settings, workspace: Workspace,
+                       forge: Forge, push: bool) -> list[Outcome]:
+    """The open merge request of a unit whose every policy now decides "no change" proposes what neither
+    the policy nor the telemetry supports any more: closed, with the decisions' reasons as the note."""
+    quiet = {o.policy: o for o in outcomes if o.decision is not None and not o.decision.propose}
+    units: dict[str, list[Policy]] = {}
+    for policy in policies:
+        units.setdefault(unit_name(policy), []).append(policy)
+    changed: dict[str, Outcome] = {}
+    for unit, members in units.items():
+        if not all(m.name in quiet for m in members):
+            continue
+        reason = "; ".join(f"{m.name}: {quiet[m.name].message}" for m in members)
+        status, error, result = _close(unit, reason, settings, workspace, forge, push)
+        if status == "ok" and result is None:
+            continue
+        for member in members:
+            before = quiet[member.name]
+            changed[member.name] = replace(before, status=status, proposal=result,
+                                           message=f"{before.message}; {result.message if result else error}")
+    return [changed.get(o.policy, o) if o.decision is not None else o for o in outcomes]
+
+
+def _prune(workspace: Workspace, forge: Forge, result: ValidationResult, settings: Settings, push: bool,
+           opened: int) -> tuple[list[Outcome], int]:
+    """Policies that are gone (see controller/prune.py): a removal merge request for what greenops generated
+    for each, then the stale merge requests of units no policy has any more, closed with a note."""
+    where = f"{settings.policies_dir}/ on {workspace.target}"
+    valid = {p.name for p in result.policies}
+    folders = {name: paths for name, paths in generated_by_policy(workspace).items() if name not in valid}
+    branches = stale_branches(workspace, {unit_name(p) for p in result.policies}, set())
+    if not folders and not branches:
+        return [], opened
+    unsure = maybe_defined(workspace.root, result.problems)
+    if result.files == 0 or unsure is None:
+        why = (f"no policy file in {where} at all (check --policies-dir)" if result.files == 0 else
+               "a policy file that cannot be read may define it (fix the invalid policy files above)")
+        names = sorted(set(folders) | {b.removeprefix(BRANCH_PREFIX) for b in branches})
+        return [Outcome(name, "stalled", f"no valid policy named {name}, but {why}: greenops removes nothing and "
+                        "closes no merge request until then") for name in names], opened
+    changes = [c for name in sorted(set(folders) - unsure) if (c := removal(workspace, name, folders[name], where))]
+    outcomes, opened = _write_changes(changes, result.policies, valid, settings, workspace, forge, push, opened)
+    for branch in stale_branches(workspace, {unit_name(p) for p in result.policies},
+                                 unsure | {str(c.removed) for c in changes}):
+        unit = branch.removeprefix(BRANCH_PREFIX)
+        reason = gone_reason(unit, result.policies, where)
+        status, error, closed = _close(unit, reason, settings, workspace, forge, push)
+        if status != "ok" or closed is not None:
+            outcomes.append(Outcome(unit, status, f"{reason}; {closed.message if closed else error}", None, closed))
+    return outcomes, opened
 
 
 def _summary(result: WriteBack, forge: Forge) -> str:
@@ -232,17 +329,20 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
             else:
                 outcomes.append(_no_change(policy, decision))
     decided = {o.policy for o in outcomes if o.decision is not None} | {p.name for p, _ in proposals}
-    opened = 0
-    for change in change_sets(proposals, workspace):
-        missing = _undecided_members(change, result.policies, decided)
-        if missing:
-            outcomes += _each(change, "ok", f"not written back: group {change.policies[0].proposal_group} also "
-                              f"holds {', '.join(missing)}, not decided in this pass; its merge request is only "
-                              "rebuilt from a pass that decides every policy of the group")
-            continue
-        may_open = settings.max_mrs_per_run is None or opened < settings.max_mrs_per_run
-        written = _write_back(change, settings, workspace, forge, push, may_open)
-        opened += any(o.proposal is not None and o.proposal.status == "created" for o in written)
-        outcomes += written
+    written, opened = _write_changes(change_sets(proposals, workspace), result.policies, decided, settings,
+                                     workspace, forge, push, 0)
+    outcomes = _close_unsupported(outcomes + written, result.policies, settings, workspace, forge, push)
+    if not settings.only:
+        outcomes += _prune(workspace, forge, result, settings, push, opened)[0]
     return outcomes
 
+
+def prune_pass(settings: Settings, push: bool) -> list[Outcome]:
+    """Only the last step of a full pass, for ``greenops run`` (whose passes each cover one unit)."""
+    try:
+        workspace, result = _load_policies(settings)
+        forge = open_forge(settings.forge, settings.repo_url, settings.state_dir, workspace)
+    except (StalledError, TransientError) as err:
+        status = "stalled" if isinstance(err, StalledError) else "transient"
+        return [Outcome(safe_url(settings.repo_url), status, str(err))]
+    return _prune(workspace, forge, result, settings, push, 0)[0]

@@ -1,11 +1,13 @@
 """FAKE GitHub and GitLab REST servers for the tests: SaaS APIs that cannot run here.
 
 Each serves, on loopback, only the documented endpoints greenops uses, with the documented shapes:
-- GitHub (docs.github.com/rest/pulls): GET/POST /repos/{owner}/{repo}/pulls, GET/PATCH .../pulls/{n},
+- GitHub (docs.github.com/rest/pulls): GET/POST /repos/{owner}/{repo}/pulls, GET/PATCH .../pulls/{n}
+  (title, body, state ``closed``),
   POST (add) and PUT (replace) /repos/{owner}/{repo}/issues/{n}/labels, POST .../issues/{n}/comments;
   ``Authorization: token``.
 - GitLab (docs.gitlab.com/api/merge_requests, /api/notes): GET and POST /api/v4/projects/{id}/merge_requests
-  (409 when the source branch already has an open one), POST .../merge_requests/{iid}/notes;
+  (409 when the source branch already has an open one), PUT .../merge_requests/{iid} (title, description,
+  ``state_event=close``), POST .../merge_requests/{iid}/notes;
   ``PRIVATE-TOKEN``. Real GitLab also creates merge requests from push options, which the fake cannot
   see: tests add those with ``add_gitlab_merge_request``.
 Everything each fake received is kept (``requests``) so tests can scan it.
@@ -131,7 +133,7 @@ class _GitHubHandler(_Handler):
         if pull is None:
             self._send(404, {"message": "Not Found"})
         elif len(rest) == 2 and self.command == "PATCH":
-            pull.update({k: body[k] for k in ("title", "body") if k in body})
+            pull.update({k: body[k] for k in ("title", "body", "state") if k in body})
             self._send(200, self._pull_json(pull, single=True))
         elif len(rest) == 2:
             self._send(200, self._pull_json(pull, single=True))
@@ -172,6 +174,15 @@ class _GitLabHandler(_Handler):
             created.update(title=body["title"], labels=str(body.get("labels", "")).split(","))
             self.state.pulls.append(created)
             self._send(201, created)
+        elif len(rest) == 2 and rest[0] == "merge_requests" and self.command == "PUT":
+            found = next((p for p in requests if p["iid"] == int(rest[1])), None)
+            if found is None:
+                self._send(404, {"message": "404 Not found"})
+                return
+            found.update({k: body[k] for k in ("title", "description") if k in body})
+            if body.get("state_event") == "close":
+                found["state"] = "closed"
+            self._send(200, found)
         elif len(rest) == 3 and rest[0] == "merge_requests" and rest[2] == "notes" and self.command == "POST":
             self.state.comments.append((int(rest[1]), body["body"]))
             self._send(201, {"id": len(self.state.comments), "body": body["body"]})
@@ -183,7 +194,7 @@ class _GitLabHandler(_Handler):
         return {"iid": iid, "id": 1000 + iid, "project_id": 1, "project": project, "source_branch": branch,
                 "target_branch": "main", "state": state, "title": f"proposal {iid}", "description": description,
                 "web_url": f"https://gitlab.invalid/{project}/-/merge_requests/{iid}", "draft": False,
-                "sha": "0" * 40}
+                "sha": "0" * 40, "labels": []}
 
 
 @contextmanager

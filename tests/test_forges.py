@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from controller.errors import StalledError, TransientError
-from controller.gitops.forge import Forge, ForgeSettings, open_forge, project_from_url
+from controller.gitops.forge import RETRY_LABEL, Forge, ForgeSettings, open_forge, project_from_url
+from controller.gitops.retire import close_merge_request
 from controller.gitops.workspace import Workspace
-from controller.gitops.writeback import ensure_merge_request
+from controller.gitops.writeback import WriteBack, ensure_merge_request
 
 from .conftest import git, human_commit, make_remote, recorded_push_options
 from .fakeforges import FakeForgeState, add_gitlab_merge_request, fake_forge
@@ -170,3 +171,49 @@ def test_gitlab_without_a_token_counts_an_existing_branch_as_an_open_request(tmp
     update = ensure_merge_request(workspace, forge, change_for(workspace, proposal(0.008)), LABELS, True, False,
                                   tmp_path)  # the --max-mrs-per-run cap is reached, yet an update goes through
     assert update.status == "updated" and "merge_request.create" not in recorded_push_options(remote)[1]
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab"])
+def test_an_unsupported_proposal_is_closed_and_a_retry_label_asks_again_for_a_declined_one(tmp_path: Path,
+                                                                                         kind: str) -> None:
+    """Issue 13: a stale proposal stayed open; a declined one could never be asked for again."""
+    with against(kind, tmp_path) as (remote, workspace, fake, forge):
+        def write() -> WriteBack:
+            workspace.repo.remotes.origin.fetch(prune=True)
+            return ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True,
+                                        tmp_path)
+
+        body = "body" if kind == "github" else "description"
+        write()
+        reason = "fraud-detector: no change proposed: below minSavingPercent 95"
+        closed = close_merge_request(workspace, forge, "greenops/fraud-detector", reason, True, tmp_path)
+        assert closed and closed.status == "closed"
+        first = fake.pulls[0]
+        assert first["state"] == "closed" and first["title"].endswith(" - autoclosed")
+        assert first[body].startswith(f"> **Closed by greenops:** {reason}")
+        assert fake.comments == [(1, f"greenops closed this merge request: {reason}. It deleted the branch "
+                                  "`greenops/fraud-detector`. It opens a new merge request when it proposes a change "
+                                  "again.")]
+        assert "greenops/" not in git("branch", "--all", cwd=remote)
+        assert write().status == "created"  # greenops closed the first one: not a declined proposal
+        fake.pulls[1]["state"] = "closed"  # a reviewer declines the second
+        assert write().status == "declined"
+        fake.pulls[1]["labels"].append({"name": RETRY_LABEL} if kind == "github" else RETRY_LABEL)  # and asks again
+        retried = write()
+        assert retried.status == "created" and len(fake.pulls) == 3 and fake.pulls[2]["state"] in ("open", "opened")
+
+
+def test_gitlab_without_a_token_deletes_the_branch_of_an_unsupported_proposal(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """It cannot close the merge request or comment, but the request then has nothing left to merge."""
+    monkeypatch.delenv("GREENOPS_FORGE_TOKEN")
+    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
+    workspace = Workspace.open(str(remote), tmp_path / "state")
+    forge = open_forge(ForgeSettings("gitlab", project="team/gitops"), str(remote), tmp_path / "state")
+    ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True, tmp_path)
+    workspace.repo.remotes.origin.fetch()
+    args = (workspace, forge, "greenops/fraud-detector", "no change proposed", True, tmp_path)
+    closed = close_merge_request(*args)
+    assert closed and closed.status == "closed" and "close it by hand" in closed.message
+    assert "greenops/" not in git("branch", "--all", cwd=remote)
+    assert close_merge_request(*args) is None

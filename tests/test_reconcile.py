@@ -21,7 +21,7 @@ from controller.reconcile import Outcome, Settings, reconcile
 from controller.telemetry import mlflow_store
 from controller.telemetry.mlflow_store import MlflowTelemetry
 
-from .conftest import PROJECT, example_policy, git, human_commit, make_remote, recorded_push_options
+from .conftest import ALICE, PROJECT, example_policy, git, human_commit, make_remote, recorded_push_options
 from .fakeforges import fake_forge
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
@@ -118,6 +118,29 @@ def test_second_pass_without_new_telemetry_adds_no_commit(tmp_path: Path, mlflow
     assert churn.proposal and churn.proposal.status == "unchanged" and "up to date (no new commit)" in churn.message
     assert git("for-each-ref", "refs/heads/greenops/", cwd=remote) == refs
     assert len(recorded_push_options(remote)) == pushes
+
+
+def test_a_proposal_the_policy_no_longer_supports_is_closed_with_a_note(tmp_path: Path, mlflow_uri: str) -> None:
+    """Issue 13: after a policy change that leaves "no change proposed", the old merge request stayed open and a
+    reviewer could still merge it."""
+    remote = make_remote(tmp_path, repo_files())
+    churn = replace(settings(remote, tmp_path, mlflow_uri), only=("churn-predictor",))
+    first = by_policy(reconcile(churn, push=True))["churn-predictor"]
+    assert first.proposal and first.proposal.status == "created"
+    work = tmp_path / "human"
+    git("clone", "--quiet", str(remote), str(work))
+    policy = work / "policies" / "churn-predictor.yaml"
+    policy.write_text(policy.read_text().replace("minSavingPercent: 10", "minSavingPercent: 95"))
+    git(*ALICE, "commit", "--quiet", "-am", "only propose big savings", cwd=work)
+    git("push", "--quiet", "origin", "main", cwd=work)
+    second = by_policy(reconcile(churn, push=True))["churn-predictor"]
+    assert second.status == "ok" and second.message.startswith("no change proposed: ")
+    assert "below minSavingPercent 95" in second.message and "closed merge request !1" in second.message
+    assert second.proposal and second.proposal.status == "closed"
+    assert "greenops/" not in git("branch", "--all", cwd=remote)  # nothing left to merge
+    record = (tmp_path / "state" / "merge-requests" / "churn-predictor.md").read_text()
+    assert "_State: closed · !1" in record and " - autoclosed" in record.splitlines()[0]
+    assert "> **Note:** greenops closed this merge request: churn-predictor: no change proposed: " in record
 
 
 def test_plan_shows_the_diff_and_pushes_nothing(tmp_path: Path, mlflow_uri: str,

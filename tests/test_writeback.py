@@ -4,6 +4,7 @@ Decisions come from the real decision code on synthetic histories, so these test
 merge-request handling without MLflow; test_reconcile covers the whole pass.
 """
 
+import json
 import subprocess
 from dataclasses import replace
 from functools import cache
@@ -18,10 +19,12 @@ from controller.decision import Decision
 from controller.errors import TransientError
 from controller.forecast.costmodel import fit_cost_model
 from controller.gitops import mr
-from controller.gitops.forge import ForgeSettings, open_forge
+from controller.gitops.block import declined_proposals, machine_block
+from controller.gitops.forge import RETRY_LABEL, ForgeSettings, open_forge
 from controller.gitops.localforge import LocalForge
+from controller.gitops.retire import close_merge_request
 from controller.gitops.workspace import Workspace
-from controller.gitops.writeback import ChangeSet, WriteBack, declined_proposals, ensure_merge_request
+from controller.gitops.writeback import ChangeSet, WriteBack, ensure_merge_request, materially_different
 from controller.optimize.decide import decide
 from controller.policy.model import Policy
 from controller.reconcile import _undecided_members, _with_their_groups, change_sets
@@ -44,8 +47,9 @@ LABELS = ("greenops", "energy")
 
 @cache
 def proposal(decay: float = 0.002, name: str = "fraud-detector", group: str | None = None,
-             namespace: str = "payments-ml") -> tuple[Policy, Decision]:
-    policy = replace(make_policy(schedule__minInterval="1d", schedule__maxInterval="10d"), name=name,
+             namespace: str = "payments-ml", hours: tuple[str, ...] = ()) -> tuple[Policy, Decision]:
+    bounds = {"schedule__allowedHours": list(hours)} if hours else {}
+    policy = replace(make_policy(schedule__minInterval="1d", schedule__maxInterval="10d", **bounds), name=name,
                      proposal_group=group, source_file=f"policies/{name}.yaml", namespace=namespace)
     history = make_history(decay)
     decision = decide(policy, history, [fit_cost_model(history, 0.9, policy.slo_window, 7, 250.0)], 7, 60)
@@ -165,7 +169,8 @@ def test_a_declined_proposal_is_not_reopened_until_it_changes_materially(tmp_pat
     first = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
     assert main(["mr", "close", "fraud-detector", "--state-dir", str(tmp_path / "state")]) == 0
     assert "declined" in capsys.readouterr().out
-    assert declined_proposals(forge.all()[0].body)["fraud-detector"]["schedule"] == proposal()[1].proposed.schedule
+    declined = declined_proposals(forge.all()[0].body)["fraud-detector"]
+    assert declined["proposed"]["schedule"] == proposal()[1].proposed.schedule
     same = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
     assert same.status == "declined" and git("rev-parse", "greenops/fraud-detector", cwd=remote) == first.commit
     fast = write(workspace, forge, change_for(workspace, proposal(0.012)), tmp_path)
@@ -173,6 +178,86 @@ def test_a_declined_proposal_is_not_reopened_until_it_changes_materially(tmp_pat
     assert main(["mr", "list", "--state-dir", str(tmp_path / "state")]) == 0
     listing = capsys.readouterr().out
     assert "fraud-detector" in listing and " open " in listing
+
+
+def test_a_declined_proposal_is_proposed_again_when_the_policy_changed_the_decision(tmp_path: Path) -> None:
+    """Issue 13: declined, then allowedHours moved: the new proposal (another hour, the same energy and
+    compliance) stayed declined forever."""
+    _, workspace, forge = setup(tmp_path)
+    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert main(["mr", "close", "fraud-detector", "--state-dir", str(tmp_path / "state")]) == 0
+    evening = proposal(hours=("20-23",))
+    assert evening[1].proposed.schedule != proposal()[1].proposed.schedule
+    again = write(workspace, forge, change_for(workspace, evening), tmp_path)
+    assert again.status == "created" and again.request and again.request.number == "!2"
+
+
+def test_what_makes_a_declined_decision_materially_different() -> None:
+    policy, decision = proposal()
+    declined = json.loads(json.dumps(machine_block(policy, decision)))  # as a closed request's hidden block has it
+    same, other = decision.proposed, replace(decision.proposed, schedule="0 3 */2 * *")
+    stricter = replace(policy, slo_target=policy.slo_target + 0.01)
+    assert not materially_different(declined, same, stricter)  # the same settings: the same decision
+    assert not materially_different(declined, other, policy)  # same question, same figures: the search's noise
+    assert materially_different(declined, other, stricter)  # a person changed the question since the decline
+    assert not materially_different(declined, other, replace(policy, job=replace(policy.job, image="train:2")))
+    moved = replace(other, energy_kwh_per_period=same.energy_kwh_per_period * (1 + policy.min_saving_percent / 99))
+    assert materially_different(declined, moved, policy)  # the telemetry moved the answer
+    legacy = {key: value for key, value in declined.items() if key != "policy_inputs"}
+    assert not materially_different(legacy, other, stricter)  # recorded before the inputs were: figures only
+
+
+def test_a_reviewer_asks_again_for_a_declined_proposal_with_mr_retry(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    _, workspace, forge = setup(tmp_path)
+    state = ["--state-dir", str(tmp_path / "state")]
+    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert main(["mr", "retry", "fraud-detector", *state]) == 1
+    assert "is open, not closed: only a declined proposal can be retried" in capsys.readouterr().err
+    assert main(["mr", "close", "fraud-detector", *state]) == 0
+    declined = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert declined.status == "declined" and "greenops mr retry fraud-detector" in declined.message
+    assert main(["mr", "retry", "fraud-detector", *state]) == 0 and RETRY_LABEL in forge.all()[0].labels
+    again = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert again.status == "created" and again.request and again.request.number == "!2"
+    assert RETRY_LABEL not in again.request.labels  # the new request starts without it: closing it declines again
+    assert main(["mr", "close", "fraud-detector", *state]) == 0
+    assert write(workspace, forge, change_for(workspace, proposal()), tmp_path).status == "declined"
+
+
+def test_a_proposal_greenops_no_longer_makes_is_closed_with_a_note_and_is_not_a_decline(tmp_path: Path) -> None:
+    """Issue 13: when the decision became "no change", the old merge request stayed open and mergeable."""
+    remote, workspace, forge = setup(tmp_path)
+    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    reason = "fraud-detector: no change proposed: the best schedule saves 93% energy, below minSavingPercent 95"
+    args = (workspace, forge, "greenops/fraud-detector", reason)
+    planned = close_merge_request(*args, False, tmp_path / "state")
+    assert planned and planned.status == "planned" and forge.all()[0].state == "open"
+    closed = close_merge_request(*args, True, tmp_path / "state")
+    assert closed and closed.status == "closed" and "deleted the branch" in closed.message
+    (request,) = forge.all()
+    assert request.state == "closed" and request.title.endswith(" - autoclosed")
+    assert "greenops/" not in git("branch", "--all", cwd=remote)  # nothing left that a reviewer could merge
+    record = (tmp_path / "state" / "merge-requests" / "fraud-detector.md").read_text()
+    assert f"> **Note:** greenops closed this merge request: {reason}." in record
+    assert f"> **Closed by greenops:** {reason}" in record
+    assert close_merge_request(*args, True, tmp_path / "state") is None  # nothing open: no second note
+    again = write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    assert again.status == "created" and again.request and again.request.number == "!2"  # not declined
+
+
+def test_an_unsupported_proposal_on_a_branch_with_human_commits_stays_open_with_one_note(tmp_path: Path) -> None:
+    remote, workspace, forge = setup(tmp_path)
+    write(workspace, forge, change_for(workspace, proposal()), tmp_path)
+    tip = human_commit(remote, "greenops/fraud-detector", tmp_path / "human")
+    workspace.repo.remotes.origin.fetch()
+    for _ in range(2):
+        held = close_merge_request(workspace, forge, "greenops/fraud-detector", "no change proposed", True,
+                                   tmp_path / "state")
+        assert held and held.status == "held" and "Bob <bob@example.com>" in held.message
+    assert forge.all()[0].state == "open" and git("rev-parse", "greenops/fraud-detector", cwd=remote) == tip
+    record = (tmp_path / "state" / "merge-requests" / "fraud-detector.md").read_text()
+    assert record.count("greenops no longer proposes this change (no change proposed)") == 1
 
 
 def test_grouped_policies_share_one_branch_and_merge_request(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from controller.gitops.workspace import Workspace
 
 BRANCH_PREFIX = "greenops/"
+RETRY_LABEL = "greenops:retry"  # on a closed merge request: a reviewer asks greenops to propose it again
 TOKEN_VARIABLES = {"gitlab": ("GREENOPS_FORGE_TOKEN", "GITLAB_TOKEN"),
                    "github": ("GREENOPS_FORGE_TOKEN", "GITHUB_TOKEN")}
 DEFAULT_API = {"gitlab": "https://gitlab.com", "github": "https://api.github.com"}
@@ -42,6 +43,7 @@ class MergeRequest:
     url: str | None = None
     draft: bool = False
     head: str | None = None  # the commit it proposes
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,10 @@ class Forge(Protocol):
 
     def comment(self, request: MergeRequest, text: str) -> None:
         """Leave a note on ``request`` for the people reviewing it."""
+        ...
+
+    def close(self, request: MergeRequest, title: str, body: str) -> MergeRequest:
+        """Close the open ``request`` without merging it, with a new title and body (which say why)."""
         ...
 
 

@@ -1,10 +1,12 @@
 """GitHub: pull requests through the REST API (PyGithub). The only PyGithub import.
 
 Git pushes the branch; the API opens the pull request (title, body, base, draft, labels), updates
-its title and body on later proposals, tells whether it was merged or closed, and comments.
+its title and body on later proposals, tells whether it was merged or closed (and its labels, where a
+reviewer asks for a retry), comments, and closes a proposal greenops no longer makes.
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 import github
@@ -80,10 +82,16 @@ class GitHubForge:
         pull = self._call("read the pull request", self._repo().get_pull, int(request.number.lstrip("#")))
         self._call("comment", pull.create_issue_comment, text)
 
+    def close(self, request: MergeRequest, title: str, body: str) -> MergeRequest:
+        pull = self._call("read the pull request", self._repo().get_pull, int(request.number.lstrip("#")))
+        self._call("close the pull request", pull.edit, title=title, body=body, state="closed")
+        return replace(request, state="closed", title=title, body=body)
+
 
 def _request(pull: PullRequest, branch: str) -> MergeRequest:
     """From the list endpoint's fields: it carries ``merged_at`` but not ``merged`` (reading that would
     fetch each pull request again)."""
     state = "merged" if pull.merged_at is not None else "closed" if pull.state == "closed" else "open"
     return MergeRequest(branch, state, pull.title or "", pull.body or "", f"#{pull.number}", pull.html_url,
-                        bool(pull.draft), pull.head.sha if pull.head else None)
+                        bool(pull.draft), pull.head.sha if pull.head else None,
+                        tuple(label.name for label in pull.labels))

@@ -3,12 +3,13 @@
 The only python-gitlab import. Push options create and update the merge request in the same push
 as the commit (title, description, target, labels, draft, remove-source-branch), so greenops works
 with nothing more than push access. With a token it also reads whether a merge request was merged
-or closed (a closed one is a declined proposal) and leaves notes; without one it cannot tell, and
-says so in the log.
+or closed (a closed one is a declined proposal) and its labels, leaves notes, and closes a proposal
+greenops no longer makes; without one it cannot tell, and says so in the log.
 """
 
 import logging
 from dataclasses import replace
+from typing import Any
 
 import gitlab
 import gitlab.exceptions
@@ -110,9 +111,20 @@ class GitLabForge:
                                    request.number.lstrip("!"), lazy=True)
         self._call("comment", merge_request.notes.create, {"body": text})  # type: ignore[attr-defined]
 
+    def close(self, request: MergeRequest, title: str, body: str) -> MergeRequest:
+        """PUT the merge request with ``state_event=close`` and the new title and description."""
+        if self._client is None:  # greenops never finds a request to close without a token
+            return request
+        merge_request: Any = self._call("read the merge request", self._project().mergerequests.get,  # type: ignore[attr-defined]
+                                        request.number.lstrip("!"), lazy=True)
+        merge_request.state_event, merge_request.title, merge_request.description = "close", title, body
+        self._call("close the merge request", merge_request.save)
+        return replace(request, state="closed", title=title, body=body)
+
 
 def _request(merge_request: object) -> MergeRequest:
     data = merge_request.attributes  # type: ignore[attr-defined]
     return MergeRequest(data["source_branch"], STATES.get(data["state"], "open"), data.get("title") or "",
                         data.get("description") or "", f"!{data['iid']}", data.get("web_url"),
-                        bool(data.get("draft") or data.get("work_in_progress")), data.get("sha"))
+                        bool(data.get("draft") or data.get("work_in_progress")), data.get("sha"),
+                        tuple(str(label) for label in data.get("labels") or ()))

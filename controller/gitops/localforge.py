@@ -2,10 +2,11 @@
 
 For any git remote without a forge API (the default, and the demo). Each bot branch has one record,
 ``<state>/merge-requests/<name>.json`` (machine-readable) and ``<name>.md`` (title, body and diff for
-people); ``greenops mr list``, ``mr show`` and ``mr close`` read and change them. A merge request is
-merged when its commit (or, after a squash, its content) reaches the target branch, and closed when
-``greenops mr close`` declines it or its branch is deleted; ``find`` checks both with git.
-Earlier requests of the same branch are kept in the record's history.
+people); ``greenops mr list``, ``mr show``, ``mr close`` and ``mr retry`` read and change them. A merge
+request is merged when its commit (or, after a squash, its content) reaches the target branch, and closed
+when ``greenops mr close`` declines it, greenops closes it or its branch is deleted; ``find`` checks the
+first and last with git. ``mr retry`` labels a closed request ``greenops:retry``, as a reviewer would on
+GitLab or GitHub. Earlier requests of the same branch are kept in the record's history.
 """
 
 import json
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.errors import StalledError
-from controller.gitops.forge import BRANCH_PREFIX, MergeRequest, Submission
+from controller.gitops.forge import BRANCH_PREFIX, RETRY_LABEL, MergeRequest, Submission
 from controller.gitops.workspace import Workspace
 from controller.state import merge_request_dir, write_atomic
 
@@ -90,6 +91,23 @@ class LocalForge:
             record.setdefault("notes", []).append(text)
             self._save(record)
 
+    def close(self, request: MergeRequest, title: str, body: str) -> MergeRequest:
+        record = self._load(request.branch)
+        if record is None:
+            return request
+        record.update(state="closed", title=title, body=body)
+        self._save(record)
+        return _request(record)
+
+    def retry(self, request: MergeRequest) -> MergeRequest:
+        """Label a closed request ``greenops:retry``: the next pass proposes its policy's decision again."""
+        record = self._load(request.branch)
+        if record is None:
+            return request
+        record["labels"] = [*(label for label in record.get("labels", []) if label != RETRY_LABEL), RETRY_LABEL]
+        self._save(record)
+        return _request(record)
+
     def mark(self, request: MergeRequest, state: str) -> MergeRequest:
         """Record that ``request`` was merged or closed."""
         record = self._load(request.branch)
@@ -113,7 +131,7 @@ class LocalForge:
 def _request(record: dict[str, Any]) -> MergeRequest:
     return MergeRequest(record["branch"], record.get("state", "open"), record.get("title", ""),
                         record.get("body", ""), f"!{record.get('number', 0)}", None, bool(record.get("draft")),
-                        record.get("head"))
+                        record.get("head"), tuple(record.get("labels", ())))
 
 
 def render(record: dict[str, Any]) -> str:

@@ -1,18 +1,17 @@
 """Merge request title and body: the evidence a reviewer needs, in Markdown."""
 
-import json
-import math
-from dataclasses import asdict
+from collections.abc import Sequence
 
 from controller.decision import ESTIMATE_NOTE, Decision, Evidence, Forecast, percent_change
 from controller.forecast.costmodel import CURVE_REPLICATES
+from controller.gitops.block import hidden_block, removal_block
 from controller.gitops.chart import quality_chart
+from controller.gitops.forge import RETRY_LABEL
 from controller.optimize.candidates import describe
 from controller.optimize.simulate import PATHS_PER_REPLICATE
 from controller.policy.durations import format_days, format_duration
 from controller.policy.model import Policy
 
-MACHINE_BLOCK = "greenops-decision"
 MAX_BODY_BYTES = 60_000  # under GitLab's 64 KiB per push option and GitHub's 65,536-character body
 MEDIUM_MARGIN = 0.02
 MEDIUM_EVALUATIONS = 60
@@ -178,11 +177,16 @@ def _sections(policy: Policy, decision: Decision, heading: str) -> tuple[list[st
     return kept, [*(["", chart] if chart else []), "", "#### Evidence", *_evidence(policy, decision)]
 
 
+ASK_AGAIN = (f"To ask again, add the label `{RETRY_LABEL}` to the closed merge request (local forge: "
+             "`greenops mr retry NAME`).")
 HOW_TO_REJECT = ["### How to reject or pin",
-                 "Close this merge request to decline: greenops will not propose the same change again, only one "
-                 "that differs materially (other settings and at least `minSavingPercent` more or less energy, "
-                 "or a point of SLO compliance). To pin today's schedule set `spec.proposal.mode: observe` in the "
-                 "policy. Edit the policy, not the generated manifests."]
+                 "Close this merge request to decline: greenops will not propose the same settings again, only a "
+                 "materially different decision: other settings (schedule, rule, promotion gate or training "
+                 "window) after the policy changed, or with at least `minSavingPercent` more or less predicted "
+                 f"energy or a point of SLO compliance. {ASK_AGAIN} If the policy or the telemetry stops "
+                 "supporting this proposal, greenops closes this merge request with a note. To pin today's "
+                 "schedule set `spec.proposal.mode: observe` in the policy. Edit the policy, not the generated "
+                 "manifests."]
 
 
 def _assemble(parts: list[tuple[list[str], list[str]]], hidden: str, limit: int) -> str:
@@ -215,7 +219,7 @@ def _size(text: str) -> int:
 def body(policy: Policy, decision: Decision, limit: int = MAX_BODY_BYTES) -> str:
     """Summary table, why, confidence, chart, evidence, how to reject, and a hidden machine-readable block."""
     return _assemble([_sections(policy, decision, "greenops proposes a new retraining schedule for ")],
-                     hidden_block([decision]), limit)
+                     hidden_block([policy], [decision]), limit)
 
 
 def group_title(group: str, policies: list[Policy], decisions: list[Decision]) -> str:
@@ -231,13 +235,7 @@ def group_body(group: str, policies: list[Policy], decisions: list[Decision], li
              "(`spec.proposal.group`), in one merge request.")
     parts: list[tuple[list[str], list[str]]] = [([intro, ""], [])]
     parts += [_sections(p, d, "### ") for p, d in zip(policies, decisions, strict=True)]
-    return _assemble(parts, hidden_block(decisions), limit)
-
-
-def hidden_block(decisions: list[Decision]) -> str:
-    """Machine-readable: what was proposed, so a declined proposal is recognised later."""
-    block = {"version": 1, "proposals": [machine_block(d) for d in decisions]}
-    return f"<!-- {MACHINE_BLOCK} {json.dumps(block, sort_keys=True)} -->"
+    return _assemble(parts, hidden_block(policies, decisions), limit)
 
 
 def _deploy_energy(e: Evidence) -> str:
@@ -249,12 +247,23 @@ def _deploy_energy(e: Evidence) -> str:
             "training runs, or set spec.promotion.deployEnergyKWh)")
 
 
-def _finite(forecast: Forecast) -> dict[str, object]:
-    """JSON has no NaN/inf: unknown figures become null. The weekly series is the chart's, not the record's."""
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(forecast).items()
-            if k != "quality_by_week"}
+def removal_title(name: str) -> str:
+    return f"greenops({name}): remove the generated manifests of the deleted policy {name}"
 
 
-def machine_block(decision: Decision) -> dict[str, object]:
-    return {"policy": decision.policy, "current": _finite(decision.current), "proposed": _finite(decision.proposed),
-            "energy_estimated": decision.evidence.energy_estimated}
+def removal_body(name: str, source: str | None, where: str, removed: Sequence[str], kept: Sequence[str]) -> str:
+    """Why the files go, which go, which stay (greenops did not write them), and how to keep them."""
+    origin = f" (they were generated from `{source}`)" if source else ""
+    lines = [f"greenops proposes removing what it generated for **{name}**: no policy of that name is in {where} "
+             f"any more{origin}. Once merged, Argo CD or Flux prunes the CronJob (with pruning enabled).", "",
+             f"Removed (greenops wrote them: each starts with its header naming {name}, and its objects carry "
+             "`app.kubernetes.io/managed-by: greenops`):",
+             *(f"- `{path}`" for path in removed)]
+    if kept:
+        lines += ["", "Left in place (greenops did not write them; delete them yourself if they belonged to the "
+                  "policy):", *(f"- `{path}`" for path in kept)]
+    lines += ["", "### How to keep them",
+              "Restore the policy file to keep the schedule governed: greenops then replaces this merge request "
+              "with a proposal, or closes it. Close this merge request to keep the files ungoverned: greenops "
+              f"will not propose removing the same files again. {ASK_AGAIN}", "", removal_block({name: removed})]
+    return "\n".join(lines)

@@ -92,6 +92,36 @@ class Workspace:
         listing = self.repo.git.ls_tree("-r", "--name-only", base, "--", str(folder)) if base else ""
         return {PurePosixPath(line) for line in listing.splitlines() if line}
 
+    def read_on_target(self, path: PurePosixPath) -> str | None:
+        """The text of ``path`` on the target branch; None when it is not there or is not UTF-8 text."""
+        try:
+            return str(self.repo.git.show(f"{self._ref(self.target)}:{path}"))
+        except (git.GitCommandError, UnicodeDecodeError):
+            return None
+
+    def bot_branches(self, prefix: str) -> list[str]:
+        """The remote's branches whose names start with ``prefix`` (``greenops/``), as of the last fetch."""
+        pattern = f"refs/remotes/origin/{prefix.rstrip('/')}"
+        listing = self.repo.git.for_each_ref("--format=%(refname:lstrip=3)", pattern)
+        return sorted(line for line in listing.splitlines() if line)
+
+    def humans_on(self, branch: str) -> tuple[str, ...]:
+        """Commits on ``branch`` that greenops did not make and that the target does not hold yet."""
+        head, base = self._ref(branch), self._ref(self.target)
+        if head is None or base is None:
+            return ()
+        humans = self._human_commits(head, base)
+        return () if not humans or self._merged_by_content(head, base) else tuple(humans)
+
+    def delete_branch(self, branch: str, expected: str) -> None:
+        """Delete the remote ``branch`` if its tip is still ``expected`` (nobody pushed since greenops looked)."""
+        try:
+            self.repo.git.push(f"--force-with-lease=refs/heads/{branch}:{expected}", "origin", f":refs/heads/{branch}")
+        except git.GitCommandError as err:
+            raise TransientError(f"deleting {branch} on {redact(self.url, self.url)} failed: "
+                                 f"{redact(self.url, '; '.join(_git_lines(err)))}; the next pass retries") from err
+        self.repo.git.update_ref("-d", f"refs/remotes/origin/{branch}")
+
     def _human_commits(self, branch_sha: str, base: str) -> list[str]:
         commits = self.repo.iter_commits(f"{base}..{branch_sha}")
         return [f"{c.hexsha[:8]} by {c.author.name} <{c.author.email}>" for c in commits

@@ -1,9 +1,12 @@
 """Write-back: one branch and one merge request per proposal, updated idempotently and safely.
 
-The flat list of steps for one change set (one policy, or a group of policies):
+The flat list of steps for one change set (one policy's proposal, a group's, or the removal of what
+greenops generated for a deleted policy):
 1. find the newest merge request of the branch (the forge says whether it was merged or closed);
-2. a closed request is a declined proposal: propose again only when the decision changed materially
-   (the declined settings are read back from the request's hidden block);
+2. a closed request is a declined proposal, unless greenops closed it itself or a reviewer labelled it
+   ``greenops:retry``: greenops proposes again only a materially different decision
+   (``materially_different``) or other files to remove (the declined content is read back from the
+   request's hidden block);
 3. rebuild the branch as target + one bot commit only when what it proposes changed or it no longer
    merges cleanly (a target that merely moved on is no reason): otherwise no commit, no push and no API
    write; a human commit on the branch means hands off, with one note on the merge request;
@@ -11,15 +14,15 @@ The flat list of steps for one change set (one policy, or a group of policies):
    capped per pass (``--max-mrs-per-run``).
 """
 
-import json
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from controller.decision import Decision, Forecast
-from controller.gitops.forge import Forge, MergeRequest, Submission
+from controller.gitops.block import closed_by_greenops, declined_proposals, declined_removals, policy_inputs
+from controller.gitops.forge import RETRY_LABEL, Forge, MergeRequest, Submission
 from controller.gitops.localforge import record_name
-from controller.gitops.mr import MACHINE_BLOCK
 from controller.gitops.workspace import ProposalResult, Workspace
 from controller.policy.model import Policy
 from controller.state import write_atomic
@@ -38,11 +41,12 @@ class ChangeSet:
     title: str
     body: str
     draft: bool
+    removed: str | None = None  # a deleted policy whose generated files this change removes (no decision)
 
 
 @dataclass(frozen=True)
 class WriteBack:
-    status: str  # in-sync | unchanged | created | updated | planned | deferred | declined | held
+    status: str  # in-sync | unchanged | created | updated | planned | deferred | declined | held | closed
     branch: str
     message: str
     diff: str = ""
@@ -50,31 +54,17 @@ class WriteBack:
     request: MergeRequest | None = None
 
 
-def declined_proposals(body: str) -> dict[str, dict[str, object]]:
-    """The proposals a closed merge request held, by policy, from its hidden block."""
-    match = re.search(rf"<!-- {MACHINE_BLOCK} (\{{.*?\}}) -->", body, re.S)
-    if not match:
-        return {}
-    try:
-        block = json.loads(match.group(1))
-    except ValueError:
-        return {}
-    proposals = block.get("proposals", [block]) if isinstance(block, dict) else []
-    return {str(p["policy"]): p["proposed"] for p in proposals
-            if isinstance(p, dict) and "policy" in p and isinstance(p.get("proposed"), dict)}
-
-
-def materially_different(declined: dict[str, object], proposed: Forecast, policy: Policy) -> bool:
-    """Other settings, and an energy figure that moved by minSavingPercent or compliance by a point."""
-    rule = declined.get("rule")
+def _settings(proposed: Mapping[str, Any]) -> tuple[object, ...]:
+    """A declined proposal's settings, in the order of ``Forecast.settings``."""
+    rule = proposed.get("rule")
     threshold, gain = (rule.get("threshold"), rule.get("budget_gain")) if isinstance(rule, dict) else (None, None)
-    declined_settings: tuple[object, ...] = (declined.get("schedule"), declined.get("promotion_min_gain"),
-                                             declined.get("training_window_days"), threshold,
-                                             gain if threshold is not None else 0.0)
-    if declined_settings == proposed.settings:
-        return False
-    energy = declined.get("energy_kwh_per_period")
-    compliance = declined.get("compliance_lower")
+    return (proposed.get("schedule"), proposed.get("promotion_min_gain"), proposed.get("training_window_days"),
+            threshold, gain if threshold is not None else 0.0)
+
+
+def _figures_moved(declined: Mapping[str, Any], proposed: Forecast, policy: Policy) -> bool:
+    """Energy moved by minSavingPercent of the declined figure, or predicted compliance by a point."""
+    energy, compliance = declined.get("energy_kwh_per_period"), declined.get("compliance_lower")
     if not isinstance(energy, float | int) or not isinstance(compliance, float | int):
         return True
     threshold = max(abs(energy), 1e-9) * policy.min_saving_percent / 100
@@ -82,13 +72,30 @@ def materially_different(declined: dict[str, object], proposed: Forecast, policy
     return energy_moved or abs(proposed.compliance_lower - compliance) >= MATERIAL_COMPLIANCE_CHANGE
 
 
+def materially_different(declined: Mapping[str, Any], proposed: Forecast, policy: Policy) -> bool:
+    """Whether ``proposed`` is a new decision rather than the declined one again. The same settings
+    (schedule, rule, promotion gate, training window) never are. Other settings are when a person changed
+    the question since the decline (the policy's decision inputs, see ``policy_inputs``), or when the
+    telemetry moved the answer (``_figures_moved``); otherwise they are the search's noise."""
+    then = declined.get("proposed")
+    if not isinstance(then, dict) or _settings(then) == proposed.settings:
+        return False
+    if declined.get("policy_inputs") not in (None, policy_inputs(policy)):
+        return True
+    return _figures_moved(then, proposed, policy)
+
+
 def _still_declined(request: MergeRequest, change: ChangeSet) -> bool:
+    if change.removed is not None:
+        files = tuple(sorted(str(path) for path in change.files))
+        return declined_removals(request.body) == {change.removed: files}
     declined = declined_proposals(request.body)
-    return all(p.name in declined and not materially_different(declined[p.name], d.proposed, p)
-               for p, d in zip(change.policies, change.decisions, strict=True))
+    return bool(change.policies) and all(
+        p.name in declined and not materially_different(declined[p.name], d.proposed, p)
+        for p, d in zip(change.policies, change.decisions, strict=True))
 
 
-def _held_marker(state_dir: Path, branch: str) -> Path:
+def held_marker(state_dir: Path, branch: str) -> Path:
     return state_dir / "held" / f"{record_name(branch)}.txt"
 
 
@@ -97,7 +104,7 @@ def _hold(forge: Forge, request: MergeRequest | None, result: ProposalResult, st
     """Hands off a branch with human commits; one note per set of human commits, not one per pass, and
     none from a dry run (``greenops plan`` writes nothing anywhere)."""
     humans = "; ".join(result.humans)
-    marker = _held_marker(state_dir, result.branch)
+    marker = held_marker(state_dir, result.branch)
     if push and _read(marker) != humans:
         if request is not None and request.state == "open":
             forge.comment(request, f"greenops found commits it did not make on `{result.branch}` ({humans}). It "
@@ -112,10 +119,21 @@ def _read(path: Path) -> str | None:
 
 
 def _declined(request: MergeRequest | None, change: ChangeSet, state_dir: Path) -> bool:
-    """Closed without merge, and not because greenops asked for the branch to be deleted (a held branch)."""
+    """Closed without merge by a person, not labelled for a retry, and not because greenops asked for the
+    branch to be deleted (a held branch)."""
     if request is None or request.state != "closed":
         return False
-    return not _held_marker(state_dir, change.branch).exists() and _still_declined(request, change)
+    if RETRY_LABEL in request.labels or closed_by_greenops(request.body):
+        return False
+    return not held_marker(state_dir, change.branch).exists() and _still_declined(request, change)
+
+
+def _declined_message(request: MergeRequest, change: ChangeSet) -> str:
+    what = ("removing the same files" if change.removed is not None else "the same proposal")
+    again = ("other files to remove" if change.removed is not None else "a materially different decision")
+    return (f"{what} was declined ({request.number} closed without merge); greenops proposes again for {again}, or "
+            f"when a reviewer adds the label {RETRY_LABEL} to {request.number} (local forge: greenops mr retry "
+            f"{record_name(change.branch)})")
 
 
 def ensure_merge_request(workspace: Workspace, forge: Forge, change: ChangeSet, labels: tuple[str, ...],
@@ -124,9 +142,7 @@ def ensure_merge_request(workspace: Workspace, forge: Forge, change: ChangeSet, 
     existing = forge.find(change.branch)
     if _declined(existing, change, state_dir):
         assert existing is not None
-        return WriteBack("declined", change.branch, f"the same proposal was declined ({existing.number} closed "
-                         "without merge); greenops proposes again only when the decision changes materially",
-                         request=existing)
+        return WriteBack("declined", change.branch, _declined_message(existing, change), request=existing)
     open_request = existing if existing is not None and existing.state == "open" else None
     # Without a way to read requests back (GitLab without a token), an existing branch stands for an open one.
     updating = open_request is not None or (not forge.knows_state and workspace.branch_head(change.branch) is not None)
@@ -136,7 +152,7 @@ def ensure_merge_request(workspace: Workspace, forge: Forge, change: ChangeSet, 
     if result.status == "held":
         return _hold(forge, open_request, result, state_dir, push)
     if push:
-        _held_marker(state_dir, change.branch).unlink(missing_ok=True)  # the human work was merged or deleted
+        held_marker(state_dir, change.branch).unlink(missing_ok=True)  # the human work was merged or deleted
     if result.status == "planned" and push:
         return WriteBack("deferred", change.branch, "--max-mrs-per-run reached: proposed on a later pass",
                          result.diff)

@@ -2,7 +2,9 @@
 
 A single-thread executor runs every pass: passes share one clone of the GitOps repository, so they
 never overlap, and never two of one policy. A discovery job reloads the policy set from Git every
-interval and keeps one job per policy (added and removed as policies come and go). Each policy job
+interval and keeps one job per policy (added and removed as policies come and go); without
+``--policy`` it also proposes removing what greenops generated for deleted policies and closes their
+stale merge requests (the last step of a full pass, ``prune_pass``). Each policy job
 runs at the interval with jitter; after a transient failure the next run comes sooner, backing off
 exponentially up to the interval. On SIGTERM no new pass starts, the running one finishes (a push is
 never cut in half) and the process exits 0.
@@ -22,7 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from controller.errors import StalledError, TransientError
 from controller.policy.durations import format_duration
-from controller.reconcile import Outcome, Settings, policy_units, reconcile, unknown_policy
+from controller.reconcile import Outcome, Settings, policy_units, prune_pass, reconcile, unknown_policy
 from controller.runtime.health import HealthServer
 from controller.runtime.metrics import Metrics
 
@@ -112,7 +114,17 @@ class Controller:
         known = {member for members in units.values() for member in members}
         for member in sorted({m for job in jobs.values() for m in job.args[1]} - known):
             self.metrics.forget(member)
+        if not only:
+            self._prune()
         self.discovered = True
+
+    def _prune(self) -> None:
+        """Deleted policies and stale merge requests, first in each round: new removal requests count against
+        the round's --max-mrs-per-run like the policies' new requests."""
+        outcomes = prune_pass(self.settings.reconcile, push=True)
+        for outcome in outcomes:
+            self._log(outcome.policy, outcome)
+        self.opened += len({o.proposal.branch for o in outcomes if o.proposal and o.proposal.status == "created"})
 
     def _report_unknown(self, only: set[str], known: set[str]) -> None:
         """A mistyped --policy is said at every discovery: the policy may still be added to Git later."""
