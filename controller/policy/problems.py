@@ -24,8 +24,10 @@ class Problem:
 
 
 def display_path(path: Path, root: Path | None = None) -> str:
-    """Paths relative to ``root`` (default: the working directory) when possible, as linters print them."""
+    """Paths relative to ``root`` (default: the working directory) when possible, as linters print them;
+    a symbolic link is named as itself, never as what it points to."""
+    absolute = path.parent.resolve() / path.name if path.is_symlink() else path.resolve()
     try:
-        return str(path.resolve().relative_to((root or Path.cwd()).resolve()))
+        return str(absolute.relative_to((root or Path.cwd()).resolve()))
     except ValueError:
         return str(path)

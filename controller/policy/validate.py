@@ -1,9 +1,11 @@
 """Validate policy files and folders: every problem in every file, plus cross-file checks."""
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.confine import SYMLINK_FIX, symlink_on_the_way
 from controller.policy.checks import document_findings
 from controller.policy.model import Policy, policy_from_data
 from controller.policy.problems import Problem, display_path
@@ -23,11 +25,43 @@ class ValidationResult:
         return not self.problems
 
 
-def policy_files(paths: Iterable[Path]) -> Iterator[Path | Problem]:
-    """Expand folders to their YAML files (sorted); a missing path becomes a Problem."""
+def _symlink_problem(link: Path, root: Path | None) -> Problem:
+    return Problem(display_path(link, root), 1, 1, "", f"is a symbolic link; {SYMLINK_FIX}")
+
+
+def _folder_files(folder: Path, root: Path | None) -> Iterator[Path | Problem]:
+    """The YAML files below ``folder`` (sorted), never through a symbolic link: a linked YAML file or a
+    linked folder is a Problem (os.walk does not descend into linked folders)."""
+    found: list[Path] = []
+    unreadable: list[Problem] = []
+
+    def on_error(err: OSError) -> None:
+        shown = display_path(Path(err.filename), root) if err.filename else display_path(folder, root)
+        unreadable.append(Problem(shown, 1, 1, "", f"cannot read folder: {err.strerror or err}"))
+
+    for parent, folders, names in os.walk(folder, onerror=on_error):
+        for name in folders + names:
+            entry = Path(parent, name)
+            linked = entry.is_symlink() and (name in folders or entry.suffix in YAML_SUFFIXES)
+            if linked or (name in names and entry.suffix in YAML_SUFFIXES and entry.is_file()):
+                found.append(entry)
+    yield from unreadable
+    for entry in sorted(found):
+        yield _symlink_problem(entry, root) if entry.is_symlink() else entry
+
+
+def policy_files(paths: Iterable[Path], root: Path | None = None,
+                 follow_symlinks: bool = False) -> Iterator[Path | Problem]:
+    """Expand folders to their YAML files (sorted); a missing path or a symbolic link becomes a Problem.
+
+    The links on the way to each path are checked below ``root`` (default: the working directory), where
+    the repository is, unless ``follow_symlinks``; links found in a folder are always refused."""
     for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+        link = None if follow_symlinks else symlink_on_the_way(root or Path.cwd(), path)
+        if link is not None:
+            yield _symlink_problem(link, root)
+        elif path.is_dir():
+            yield from _folder_files(path, root)
         elif path.is_file():
             yield path
         else:
@@ -72,15 +106,18 @@ def _without_duplicate_names(documents: list[Document], root: Path | None) -> tu
     return kept, problems
 
 
-def validate_paths(paths: Iterable[Path], relative_to: Path | None = None) -> ValidationResult:
+def validate_paths(paths: Iterable[Path], relative_to: Path | None = None,
+                   follow_symlinks: bool = False) -> ValidationResult:
     """Check every file under ``paths``; valid documents become Policies.
 
-    File names in problems are shown relative to ``relative_to`` (default: the working directory).
+    File names in problems are shown relative to ``relative_to`` (default: the working directory), the
+    repository's root: no symbolic link below it is followed. ``follow_symlinks`` lets the paths named
+    be links: a Kubernetes ConfigMap mount is made of links the kubelet makes, not the repository.
     """
     valid: list[Document] = []
     problems: list[Problem] = []
     files = 0
-    for entry in policy_files(paths):
+    for entry in policy_files(paths, relative_to, follow_symlinks):
         if isinstance(entry, Problem):
             problems.append(entry)
             continue
