@@ -1,17 +1,20 @@
 """Validate policy files and folders: every problem in every file, plus cross-file checks."""
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from controller.confine import SYMLINK_FIX, symlink_on_the_way
+from controller.errors import BrokenInstallError
 from controller.policy.checks import document_findings
 from controller.policy.model import Policy, policy_from_data
 from controller.policy.problems import Problem, display_path
 from controller.policy.source import Document, YamlSyntaxError, read_documents
 
 YAML_SUFFIXES = (".yaml", ".yml")
+log = logging.getLogger("greenops.validate")
 
 
 @dataclass(frozen=True)
@@ -68,14 +71,40 @@ def policy_files(paths: Iterable[Path], root: Path | None = None,
             yield Problem(str(path), 0, 0, "", "no such file or folder; pass a policy file or a folder of them")
 
 
+def _bug(document: Document, shown: str, err: Exception) -> Problem:
+    """A check that raised is greenops' bug: it costs this document, never the other files."""
+    log.debug("internal error checking %s", shown, exc_info=err)
+    return Problem(shown, *document.position(""), "", f"greenops could not check this document (internal error: "
+                   f"{type(err).__name__}: {err}); please report it (--log-level DEBUG shows the traceback)")
+
+
+def _document_problems(document: Document, shown: str) -> list[Problem]:
+    try:
+        return [Problem(shown, line, column, pointer, message)
+                for pointer, message, (line, column) in document_findings(document)]
+    except BrokenInstallError:
+        raise
+    except Exception as err:
+        return [_bug(document, shown, err)]
+
+
+def _policy(document: Document, root: Path | None) -> Policy | Problem:
+    shown = display_path(document.path, root)
+    try:
+        return policy_from_data(document.data, Path(shown), document.position("/metadata/name")[0])
+    except BrokenInstallError:
+        raise
+    except Exception as err:
+        return _bug(document, shown, err)
+
+
 def _check_file(path: Path, shown: str) -> tuple[list[Document], list[Problem]]:
     """Valid documents of one file, and every problem found in it."""
     valid: list[Document] = []
     problems: list[Problem] = []
     try:
         for document in read_documents(path):
-            found = [Problem(shown, line, column, pointer, message)
-                     for pointer, message, (line, column) in document_findings(document)]
+            found = _document_problems(document, shown)
             problems.extend(found)
             if not found:
                 valid.append(document)
@@ -126,6 +155,7 @@ def validate_paths(paths: Iterable[Path], relative_to: Path | None = None,
         valid.extend(file_valid)
         problems.extend(file_problems)
     kept, duplicates = _without_duplicate_names(valid, relative_to)
-    policies = tuple(policy_from_data(document.data, Path(display_path(document.path, relative_to)),
-                                      document.position("/metadata/name")[0]) for document in kept)
+    made = [_policy(document, relative_to) for document in kept]
+    policies = tuple(policy for policy in made if isinstance(policy, Policy))
+    problems += [problem for problem in made if isinstance(problem, Problem)]
     return ValidationResult(policies, tuple(sorted(problems + duplicates)), files)
