@@ -102,6 +102,8 @@ def test_control_characters_from_keys_are_escaped_in_messages(tmp_path: Path,
     ("a: b\nc: \x01\n", "2:4", "invalid YAML: character U+0001 is not allowed (control characters are not allowed)"),
     ("é: ü\nc: d\x7f\n", "2:5", "invalid YAML: character U+007F is not allowed"),  # libyaml counts bytes
     ("a:\n  - 1\n  - !!int zz\n", "3:5", "YAML value cannot be read (ValueError: invalid literal for int()"),
+    ("a: [1, !!int ]\n", "1:8", "YAML value cannot be read (IndexError: "),  # found by the fuzz
+    ("a: !!timestamp ''\n", "1:4", "YAML value cannot be read (AttributeError: "),
 ])
 def test_reader_errors_keep_their_position(tmp_path: Path, text: str, where: str, message: str) -> None:
     (tmp_path / "r.yaml").write_text(text)

@@ -110,7 +110,7 @@ class _Walk:
             return str(node.value) if isinstance(node, yaml.ScalarNode) else f"<{type(node).__name__}>"
         try:
             key = self.keys.construct_object(node)
-        except (ValueError, OverflowError, yaml.YAMLError):
+        except Exception:  # whatever the scalar's constructor raises (see _documents)
             return str(node.value)
         return key if isinstance(key, Hashable) else str(node.value)
 
@@ -146,7 +146,9 @@ def _documents(path: Path, loader: Any) -> Iterator[Document]:
             continue
         try:
             data = loader.construct_document(node)
-        except (ValueError, OverflowError) as err:  # e.g. `!!float abc`: point at the scalar
+        except yaml.YAMLError:
+            raise
+        except Exception as err:  # PyYAML's constructors fail on `!!float abc` (ValueError), `!!int ""` (IndexError)
             raise YamlSyntaxError(f"YAML value cannot be read ({type(err).__name__}: {err}); fix or quote it",
                                   _unconstructible_position(node)) from err
         if data is not None:  # an empty document, e.g. after a trailing ---
@@ -166,7 +168,7 @@ def _unconstructible_position(node: yaml.Node) -> Position:
         if isinstance(current, yaml.ScalarNode):
             try:
                 constructor.construct_object(current)
-            except (ValueError, OverflowError, yaml.YAMLError):
+            except Exception:  # whatever the scalar's constructor raises (see _documents)
                 return _mark(current)
         elif isinstance(current, yaml.MappingNode):
             pending.extend(child for pair in reversed(current.value) for child in reversed(pair))
