@@ -18,6 +18,7 @@ from controller.policy.validate import validate_paths
 from controller.reconcile import Settings, _write_back, policy_units
 
 from .conftest import ALICE, example_policy, git, make_remote
+from .test_prune import INVALID, full_pass, generated
 from .test_writeback import change_for, proposal
 
 SECRET = "s3cret-content-that-must-never-be-printed"
@@ -109,6 +110,17 @@ def test_reconcile_reports_a_policy_symlink_and_goes_on(tmp_path: Path, capsys: 
     assert report["policies/passwd.yaml"]["status"] == "stalled"
     assert "policies/passwd.yaml:1:1: (root): is a symbolic link" in report["policies/passwd.yaml"]["message"]
     assert report["churn-predictor"]["status"] == "stalled"  # reached: its MLflow store is missing
+
+
+def test_a_policy_symlink_is_never_read_to_decide_what_a_deleted_policy_leaves(tmp_path: Path) -> None:
+    """The removal of a deleted policy's files asks the invalid files which names they may define: a link
+    is not asked (it pointed at a file outside naming another policy), so nothing is removed on its word."""
+    remote = make_remote(tmp_path, {**generated("old-model"), "policies/fraud-detector.yaml": INVALID})
+    (tmp_path / "elsewhere.yaml").write_text("metadata: {name: someone-else}\n")
+    commit_links(remote, tmp_path / "w", {"policies/linked.yaml": str(tmp_path / "elsewhere.yaml")})
+    outcome = full_pass(remote, tmp_path)["old-model"]
+    assert outcome.status == "stalled" and "a policy file that cannot be read may define it" in outcome.message
+    assert "greenops/" not in git("branch", "--all", cwd=remote)
 
 
 GENERATED = "manifests/generated/payments-ml"
