@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from controller.confine import symlink_on_the_way
 from controller.gitops import mr
 from controller.gitops.forge import BRANCH_PREFIX, branch_for
 from controller.gitops.workspace import Workspace
@@ -53,7 +54,8 @@ def maybe_defined(root: Path, problems: Iterable[Problem]) -> set[str] | None:
     any policy may be in it, and greenops removes nothing)."""
     names: set[str] = set()
     for file in sorted({problem.file for problem in problems}):
-        found = _names_in(root / file)
+        path = root / file
+        found = None if symlink_on_the_way(root, path) else _names_in(path)  # a link is read nowhere
         if found is None:
             return None
         names |= found

@@ -27,7 +27,7 @@ from controller.gitops.workspace import Workspace
 from controller.gitops.writeback import ChangeSet, WriteBack, ensure_merge_request
 from controller.optimize.decide import decide
 from controller.policy.model import Policy
-from controller.policy.problems import Problem
+from controller.policy.problems import Problem, printable
 from controller.policy.validate import ValidationResult, validate_paths
 from controller.prune import generated_by_policy, gone_reason, maybe_defined, removal, stale_branches
 from controller.redact import safe_url
@@ -260,7 +260,7 @@ def _problem_outcomes(problems: tuple[Problem, ...]) -> Iterator[Outcome]:
         by_file.setdefault(problem.file, []).append(problem)
     for file, found in by_file.items():
         details = "\n".join(f"  {p.render()}" for p in found)
-        yield Outcome(file, "stalled", f"invalid policy file; fix it and push:\n{details}")
+        yield Outcome(printable(file), "stalled", f"invalid policy file; fix it and push:\n{details}")
 
 
 def _load_policies(settings: Settings) -> tuple[Workspace, ValidationResult]:

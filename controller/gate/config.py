@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from controller import schedule
+from controller.confine import symlink_on_the_way
 from controller.errors import StalledError
 from controller.gate.manifest import GATE_CONFIG_KIND, gate_config_path
 from controller.policy.model import Policy
@@ -85,8 +86,9 @@ def _policy_from_text(text: str, shown: str) -> Policy:
         return _only_policy(path, shown)
 
 
-def _only_policy(path: Path, shown: str) -> Policy:
-    result = validate_paths([path])
+def _only_policy(path: Path, shown: str, mounted: bool = False) -> Policy:
+    """The one policy of ``path``; a ConfigMap ``mounted`` by the kubelet is made of symbolic links."""
+    result = validate_paths([path], follow_symlinks=mounted)
     if result.problems or len(result.policies) != 1:
         details = "; ".join(p.render().replace(str(path), shown) for p in result.problems) or "no policy in it"
         raise GateConfigError(f"{shown}: the policy is not valid ({details}); fix the policy and reconcile")
@@ -107,7 +109,7 @@ def load_gate_config(path: Path) -> GateConfig:
         for needed in (gate, policy):
             if not needed.is_file():
                 raise GateConfigError(f"{needed}: missing; mount the ConfigMap <policy>-gate that greenops generates")
-        return _config(_only_policy(policy, str(policy)), _read(gate), str(gate))
+        return _config(_only_policy(policy, str(policy), mounted=True), _read(gate), str(gate))
     if not path.is_file():
         raise GateConfigError(f"{path}: no such file or folder; pass the gate ConfigMap file or its mounted folder")
     manifest = _yaml(_read(path), str(path))
@@ -140,7 +142,7 @@ def merged_rule(root: Path, policy: Policy, generated_dir: PurePosixPath) -> Rul
     """Today's rule for reconcile: the one the target branch's gate ConfigMap holds for the current schedule;
     a plain cron when there is none, it cannot be read, or it was tuned for another schedule."""
     path = root / gate_config_path(policy, generated_dir)
-    if not path.is_file():
+    if symlink_on_the_way(root, path) is not None or not path.is_file():  # a link may read outside the clone
         return PLAIN_CRON
     try:
         manifest = _yaml(_read(path), str(path))

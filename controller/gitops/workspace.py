@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import git
 
+from controller.confine import unsafe_to_write
 from controller.errors import StalledError, TransientError
 from controller.redact import redact
 
@@ -34,6 +35,15 @@ def _git_lines(err: git.GitCommandError) -> list[str]:
     """Git's own message lines (GitPython wraps stderr as ``stderr: '...'``)."""
     lines = [line.strip().removeprefix("stderr:").strip(" '") for line in str(err.stderr or err).splitlines()]
     return [line for line in lines if line and not line.startswith("Cloning into")] or ["git failed"]
+
+
+def _refuse_unsafe_paths(root: Path, files: Mapping[PurePosixPath, str]) -> None:
+    """A committed symlink where greenops writes would send the file outside the clone: stall before
+    writing anything."""
+    for relative, text in files.items():
+        reason = unsafe_to_write(root, relative, deleting=not text)
+        if reason is not None:
+            raise StalledError(f"cannot write {relative}: {reason}; nothing was written")
 
 
 class Workspace:
@@ -143,6 +153,7 @@ class Workspace:
     def _propose(self, branch: str, files: Mapping[PurePosixPath, str], message: str, push: bool,
                  push_options: Sequence[str]) -> ProposalResult:
         self.checkout_target()
+        _refuse_unsafe_paths(self.root, files)
         base = self.repo.head.commit.hexsha
         for relative, text in files.items():
             destination = self.root / relative

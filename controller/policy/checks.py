@@ -6,6 +6,7 @@ Every problem is collected (check-jsonschema style) so one run shows all of them
 import json
 import math
 import operator
+import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from functools import cache
@@ -25,11 +26,31 @@ _HINTED_VALIDATORS = {"type", "enum", "const", "oneOf", "minimum", "maximum",
                       "exclusiveMinimum", "maxLength", "minLength"}
 
 
+def _whole_number(checker: Any, instance: Any) -> bool:
+    """JSON Schema calls 3.0 an integer; Python and Kubernetes do not (``allowedHours: [3.0]`` would fail
+    later), so an integer is written without a decimal point."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[jsonschema.ValidationError]:
+    """``pattern`` as ECMA 262 reads it, where ``$`` is the end of the string: Python's ``$`` also matches
+    before a final newline, which let ``name: "churn\\n"`` through to a folder name."""
+    if not isinstance(instance, str):
+        return
+    strict = pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith(r"\$") else pattern
+    if not re.search(strict, instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @cache
 def _validator() -> Any:
-    """The validator class the schema's ``$schema`` names (2020-12), built once per process."""
+    """The validator class the schema's ``$schema`` names (2020-12), built once per process, with whole
+    numbers for integers and ECMA's ``$``."""
     schema = policy_schema()
-    return jsonschema.validators.validator_for(schema)(schema)
+    base = jsonschema.validators.validator_for(schema)
+    strict = jsonschema.validators.extend(base, validators={"pattern": _ecma_pattern},
+                                          type_checker=base.TYPE_CHECKER.redefine("integer", _whole_number))
+    return strict(schema)
 
 
 def pointer_of(path: Any) -> str:
@@ -67,9 +88,22 @@ def _type_message(error: jsonschema.ValidationError, description: str | None) ->
     return f"{shown} is not of type {' or '.join(repr(name) for name in types if name != 'null')}"
 
 
+def _takes_integers(schema: Any) -> bool:
+    """Whether ``schema`` (or one of its alternatives) is of type integer."""
+    if not isinstance(schema, dict):
+        return False
+    types = schema.get("type")
+    options = [option for key in ("oneOf", "anyOf") for option in schema.get(key, [])]
+    return "integer" in (types if isinstance(types, list) else [types]) or any(map(_takes_integers, options))
+
+
 def _message(error: jsonschema.ValidationError) -> str:
     """The error's words, with the field's description as a hint where it helps."""
     description = error.schema.get("description") if isinstance(error.schema, dict) else None
+    instance = error.instance
+    if isinstance(instance, float) and math.isfinite(instance) and instance.is_integer() \
+            and _takes_integers(error.schema):
+        return f"{instance!r} has a decimal point; write the whole number {int(instance)}"
     if error.validator == "type" and (plain := _type_message(error, description)):
         return plain
     if error.validator == "pattern" and description:
@@ -87,9 +121,10 @@ def schema_findings(data: Any) -> Iterator[Finding]:
         pointer = pointer_of(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             known = set(error.schema.get("properties", {}))
-            for key in sorted(set(error.instance) - known):
+            for key in sorted(set(error.instance) - known, key=escape_pointer_token):  # keys of any YAML type
+                shown = repr(key) if isinstance(key, str) else escape_pointer_token(key)
                 yield (f"{pointer}/{escape_pointer_token(key)}",
-                       f"unknown field {key!r}; allowed here: {', '.join(sorted(known)) or 'none'}", "key")
+                       f"unknown field {shown}; allowed here: {', '.join(sorted(known)) or 'none'}", "key")
             continue
         if error.validator == "type":
             if pointer in typed:
@@ -221,8 +256,9 @@ def document_findings(document: Document) -> Iterator[tuple[str, str, Position]]
         return
     for pointer, position in document.duplicate_keys:
         yield pointer, "key appears twice in this mapping; YAML keeps only the last one, remove one", position
-    for pointer, position, kind in document.non_string_keys:
-        yield pointer, f"this key is read as a YAML {kind}, not a string; put it in quotes", position
+    for pointer, position, kind, written in document.non_string_keys:
+        quoted = f": {json.dumps(written)}" if written else ""
+        yield pointer, f"this key is read as a YAML {kind}, not a string; put it in quotes{quoted}", position
     for pointer, message, where in (*schema_findings(document.data), *semantic_findings(document.data)):
         key_position = document.positions.get(f"{pointer}#key") if where == "key" else None
         yield pointer, message, key_position or document.position(pointer)

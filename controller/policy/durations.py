@@ -14,12 +14,12 @@ class DurationError(ValueError):
 
 
 def is_duration_syntax(text: str) -> bool:
-    return bool(_WHOLE.match(text))
+    return bool(_WHOLE.fullmatch(text))
 
 
 def parse_duration(text: str) -> timedelta:
     """Parse ``<number><unit>`` parts (m, h, d, w) into a positive timedelta."""
-    if not isinstance(text, str) or not _WHOLE.match(text):
+    if not isinstance(text, str) or not _WHOLE.fullmatch(text):
         raise DurationError(f"{text!r} is not a duration; write e.g. 30d, 6h or 1d12h (units m, h, d, w)")
     minutes = sum(int(n) * _UNIT_MINUTES[unit] for n, unit in _PART.findall(text))
     if minutes == 0:

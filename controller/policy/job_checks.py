@@ -103,7 +103,7 @@ def resource_findings(job: dict[str, Any]) -> Iterator[Finding]:
     requests, limits = _amounts(job.get("resources"), "requests"), _amounts(job.get("resources"), "limits")
     for kind, values in (("requests", requests), ("limits", limits)):
         for name, value in values.items():
-            if isinstance(value, str) and not QUANTITY.match(value):
+            if isinstance(value, str) and not QUANTITY.fullmatch(value):
                 yield (f"{JOB}/resources/{kind}/{escape_pointer_token(name)}", f"{value!r} is not a Kubernetes "
                        "quantity; write e.g. 500m or 2 for cpu, 4Gi or 512Mi for memory", "value")
     for name in sorted(filter(_is_extended, requests)):
