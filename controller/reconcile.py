@@ -279,6 +279,18 @@ def unknown_policy(name: str, known: Iterable[str], settings: Settings) -> str:
             f"{safe_url(settings.repo_url)}{hint}; {listing}")
 
 
+def _open_repository(settings: Settings) -> tuple[Workspace, ValidationResult, Forge]:
+    """The clone, its policies and the forge a pass writes to. Raises StalledError or TransientError."""
+    workspace, result = _load_policies(settings)
+    return workspace, result, open_forge(settings.forge, settings.repo_url, settings.state_dir, workspace)
+
+
+def _unreachable(err: StalledError | TransientError, names: Iterable[str]) -> list[Outcome]:
+    """One outcome per name when the repository or the forge cannot be used at all."""
+    status = "stalled" if isinstance(err, StalledError) else "transient"
+    return [Outcome(name, status, str(err)) for name in names]
+
+
 def policy_units(settings: Settings) -> tuple[dict[str, tuple[str, ...]], list[str]]:
     """The repository's valid policies as units reconciled together (a policy, or a ``proposal.group``),
     by unit name, and the problems of the invalid files. Raises StalledError or TransientError."""
@@ -292,11 +304,9 @@ def policy_units(settings: Settings) -> tuple[dict[str, tuple[str, ...]], list[s
 def reconcile(settings: Settings, push: bool) -> list[Outcome]:
     """Run one pass over every policy in the repository (``push=False`` for ``greenops plan``)."""
     try:
-        workspace, result = _load_policies(settings)
-        forge = open_forge(settings.forge, settings.repo_url, settings.state_dir, workspace)
+        workspace, result, forge = _open_repository(settings)
     except (StalledError, TransientError) as err:
-        status = "stalled" if isinstance(err, StalledError) else "transient"
-        return [Outcome(name, status, str(err)) for name in settings.only or (safe_url(settings.repo_url),)]
+        return _unreachable(err, settings.only or (safe_url(settings.repo_url),))
     outcomes = list(_problem_outcomes(result.problems))
     known = [p.name for p in result.policies]
     unknown = [name for name in dict.fromkeys(settings.only) if name not in known]
@@ -340,9 +350,7 @@ def reconcile(settings: Settings, push: bool) -> list[Outcome]:
 def prune_pass(settings: Settings, push: bool) -> list[Outcome]:
     """Only the last step of a full pass, for ``greenops run`` (whose passes each cover one unit)."""
     try:
-        workspace, result = _load_policies(settings)
-        forge = open_forge(settings.forge, settings.repo_url, settings.state_dir, workspace)
+        workspace, result, forge = _open_repository(settings)
     except (StalledError, TransientError) as err:
-        status = "stalled" if isinstance(err, StalledError) else "transient"
-        return [Outcome(safe_url(settings.repo_url), status, str(err))]
+        return _unreachable(err, (safe_url(settings.repo_url),))
     return _prune(workspace, forge, result, settings, push, 0)[0]

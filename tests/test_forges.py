@@ -159,12 +159,18 @@ def test_a_pull_request_that_failed_to_open_is_opened_on_the_next_pass(tmp_path:
         assert again.status == "created" and len(github.pulls) == 1
 
 
-def test_gitlab_without_a_token_counts_an_existing_branch_as_an_open_request(tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def tokenless_gitlab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Workspace, Forge]:
+    """A real remote and the GitLab forge without a token: greenops can push, not call the API."""
     monkeypatch.delenv("GREENOPS_FORGE_TOKEN")
     remote = make_remote(tmp_path, {"README.md": "gitops\n"})
     workspace = Workspace.open(str(remote), tmp_path / "state")
     forge = open_forge(ForgeSettings("gitlab", project="team/gitops"), str(remote), tmp_path / "state")
+    return remote, workspace, forge
+
+
+def test_gitlab_without_a_token_counts_an_existing_branch_as_an_open_request(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    remote, workspace, forge = tokenless_gitlab(tmp_path, monkeypatch)
     assert ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True,
                                 tmp_path).status == "created"
     workspace.repo.remotes.origin.fetch()
@@ -206,10 +212,7 @@ def test_an_unsupported_proposal_is_closed_and_a_retry_label_asks_again_for_a_de
 def test_gitlab_without_a_token_deletes_the_branch_of_an_unsupported_proposal(tmp_path: Path,
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """It cannot close the merge request or comment, but the request then has nothing left to merge."""
-    monkeypatch.delenv("GREENOPS_FORGE_TOKEN")
-    remote = make_remote(tmp_path, {"README.md": "gitops\n"})
-    workspace = Workspace.open(str(remote), tmp_path / "state")
-    forge = open_forge(ForgeSettings("gitlab", project="team/gitops"), str(remote), tmp_path / "state")
+    remote, workspace, forge = tokenless_gitlab(tmp_path, monkeypatch)
     ensure_merge_request(workspace, forge, change_for(workspace, proposal()), LABELS, True, True, tmp_path)
     workspace.repo.remotes.origin.fetch()
     args = (workspace, forge, "greenops/fraud-detector", "no change proposed", True, tmp_path)
